@@ -144,3 +144,7 @@ func ParseGracePeriod(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// PersonalTokenPolicy is the lifetime rule for personal tokens, which belong
+// to no organization: at most a year, always expiring.
+func PersonalTokenPolicy() TokenPolicy { return DefaultTokenPolicy() }

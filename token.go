@@ -1,6 +1,7 @@
 package sot
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -134,4 +135,104 @@ func ParseCIDRs(field string, in []string) ([]netip.Prefix, error) {
 		return nil, Invalid("invalid allowed_cidrs", fields...)
 	}
 	return out, nil
+}
+
+// TokenRequest is what a caller asks for when creating a token; both edges
+// (API and web UI) build one and call Prepare, so the rules live in one place.
+type TokenRequest struct {
+	Name         string
+	Description  string
+	Scope        Scope         // organization tokens
+	Permissions  PermissionSet // organization tokens
+	Expiry       Expiry
+	AllowedCIDRs []netip.Prefix
+}
+
+// Limits of token fields.
+const (
+	MaxTokenNameLen        = 200
+	MaxTokenDescriptionLen = 2000
+)
+
+// ValidateTokenName checks a token name under field.
+func ValidateTokenName(field, name string) error {
+	if name == "" || len(name) > MaxTokenNameLen {
+		return Invalid("invalid name", FieldError{Field: field, Message: fmt.Sprintf("must be 1 to %d characters", MaxTokenNameLen)})
+	}
+	return nil
+}
+
+// PrepareOrgToken validates req for organization org, created by creator at
+// now, and returns the token to store and its secret (to show once). It
+// checks the plan (EPLAN), the scope's shape (not that explicit projects
+// exist: the store does), the permissions, and the expiry under the
+// organization's policy (EPOLICY).
+func PrepareOrgToken(org *Org, creator UserRef, req TokenRequest, now time.Time) (*Token, string, error) {
+	if !org.Plan.AllowsOrgTokens() {
+		return nil, "", ErrPlanRequired
+	}
+	if err := ValidateTokenName("name", req.Name); err != nil {
+		return nil, "", err
+	}
+	if len(req.Description) > MaxTokenDescriptionLen {
+		return nil, "", Invalid("description too long", FieldError{Field: "description", Message: fmt.Sprintf("at most %d characters", MaxTokenDescriptionLen)})
+	}
+	if err := req.Scope.Validate("scope"); err != nil {
+		return nil, "", err
+	}
+	if req.Permissions == 0 {
+		return nil, "", Invalid("at least one permission is required", FieldError{Field: "permissions", Message: "at least one permission is required"})
+	}
+	for _, p := range req.Permissions.List() {
+		if !p.Grantable() {
+			return nil, "", Invalid("invalid permissions", FieldError{Field: "permissions", Message: p.String() + " cannot be granted to a token"})
+		}
+	}
+	expires, err := req.Expiry.Resolve(now, org.TokenPolicy)
+	if err != nil {
+		return nil, "", err
+	}
+	secret := NewSecret(TokenKindOrg)
+	t := &Token{
+		Kind:         TokenKindOrg,
+		Org:          org.Key,
+		Name:         req.Name,
+		Description:  req.Description,
+		Scope:        req.Scope,
+		Permissions:  req.Permissions,
+		AllowedCIDRs: req.AllowedCIDRs,
+		Hint:         SecretHint(secret),
+		Source:       TokenSourceAPI,
+		CreatedBy:    creator,
+		CreatedAt:    now.UTC().Truncate(time.Second),
+		ExpiresAt:    expires,
+		ProjectCount: len(req.Scope.Projects),
+	}
+	return t, secret, nil
+}
+
+// PreparePersonalToken validates req for a personal token of user, made by
+// creator at now, under policy, and returns the token and its secret.
+// Scope and permissions of req are ignored: a personal token acts as its
+// user.
+func PreparePersonalToken(user *User, creator UserRef, req TokenRequest, policy TokenPolicy, now time.Time) (*Token, string, error) {
+	if err := ValidateTokenName("name", req.Name); err != nil {
+		return nil, "", err
+	}
+	expires, err := req.Expiry.Resolve(now, policy)
+	if err != nil {
+		return nil, "", err
+	}
+	secret := NewSecret(TokenKindPersonal)
+	t := &Token{
+		Kind:      TokenKindPersonal,
+		UserID:    user.ID,
+		Name:      req.Name,
+		Hint:      SecretHint(secret),
+		Source:    TokenSourceAPI,
+		CreatedBy: creator,
+		CreatedAt: now.UTC().Truncate(time.Second),
+		ExpiresAt: expires,
+	}
+	return t, secret, nil
 }
