@@ -143,22 +143,22 @@ type AuditEvent struct {
 
 // Audit actions.
 const (
-	ActionOrgCreated         = "org.created"
-	ActionOrgUpdated         = "org.updated"
-	ActionUserCreated        = "user.created"
-	ActionMemberAdded        = "member.added"
-	ActionMemberRemoved      = "member.removed"
-	ActionMemberRoleChanged  = "member.role_changed"
-	ActionProjectCreated     = "project.created"
-	ActionProjectDeleted     = "project.deleted"
-	ActionTokenCreated       = "token.created"
-	ActionTokenUpdated       = "token.updated"
-	ActionTokenRevoked       = "token.revoked"
-	ActionTokenRotated       = "token.rotated"
-	ActionTokenExpiredUse    = "token.expired_use"
-	ActionTokenLeaked        = "token.leaked"
-	ActionAnalysisSubmitted  = "analysis.submitted"
-	ActionAuthFailed         = "auth.failed"
+	ActionOrgCreated        = "org.created"
+	ActionOrgUpdated        = "org.updated"
+	ActionUserCreated       = "user.created"
+	ActionMemberAdded       = "member.added"
+	ActionMemberRemoved     = "member.removed"
+	ActionMemberRoleChanged = "member.role_changed"
+	ActionProjectCreated    = "project.created"
+	ActionProjectDeleted    = "project.deleted"
+	ActionTokenCreated      = "token.created"
+	ActionTokenUpdated      = "token.updated"
+	ActionTokenRevoked      = "token.revoked"
+	ActionTokenRotated      = "token.rotated"
+	ActionTokenExpiredUse   = "token.expired_use"
+	ActionTokenLeaked       = "token.leaked"
+	ActionAnalysisSubmitted = "analysis.submitted"
+	ActionAuthFailed        = "auth.failed"
 )
 
 // Page asks for one page of a keyset-paginated list.
