@@ -1,0 +1,344 @@
+// Package auth is the check hot path: it turns a token secret into a
+// sot.Principal. A secret is parsed first (a malformed one or a bad checksum
+// is refused with no I/O), hashed, looked up in a bounded cache, and only on
+// a miss loaded from storage with one indexed lookup. Cached principals are
+// forgotten when the store publishes a change that concerns them, so a
+// revocation takes effect on the next request. Nothing is written to storage
+// per request: last-used times are batched and flushed every few seconds.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/sot-dev/sot"
+)
+
+// Config wires a Service.
+type Config struct {
+	Tokens sot.TokenService
+	Users  sot.UserService
+	Orgs   sot.OrgService
+	Audit  sot.AuditService
+	Bus    sot.ChangeBus
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// CacheSize bounds the cache, in weight units: a principal weighs 1 plus
+	// 1 per 64 explicit projects in its scope. Default 100,000.
+	CacheSize int
+	// CacheTTL bounds how long a principal is trusted without a change
+	// event, as a safety net. Default 30 s.
+	CacheTTL time.Duration
+	// FlushInterval is how often last-used times are written. Default 5 s.
+	FlushInterval time.Duration
+}
+
+// Service authenticates secrets and users. It implements sot.Authenticator.
+type Service struct {
+	cfg   Config
+	now   func() time.Time
+	log   *slog.Logger
+	cache *otter.Cache[sot.SecretHash, *entry]
+	// gen counts invalidations, so that a load that raced with a change does
+	// not put the stale principal it read into the cache.
+	gen atomic.Uint64
+
+	usesMu sync.Mutex
+	uses   map[int64]sot.TokenUse
+
+	// failures deduplicates failed-authentication audit events per
+	// (reason, token or address), so a client looping on a bad secret
+	// produces one event a minute, not one a request.
+	failures *otter.Cache[string, struct{}]
+}
+
+type entry struct {
+	p *sot.Principal
+	// lastUse is the Unix second of the last recorded use, so that a busy
+	// token takes the uses lock at most once a second.
+	lastUse atomic.Int64
+}
+
+var _ sot.Authenticator = (*Service)(nil)
+
+// New returns a Service. Call Run to receive change events and flush
+// last-used times.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 100_000
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = 30 * time.Second
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = 5 * time.Second
+	}
+	return &Service{
+		cfg: cfg,
+		now: cfg.Now,
+		log: cfg.Logger,
+		cache: otter.Must(&otter.Options[sot.SecretHash, *entry]{
+			MaximumWeight:    uint64(cfg.CacheSize),
+			Weigher:          func(_ sot.SecretHash, e *entry) uint32 { return 1 + uint32(e.p.Token.ProjectCount/64) },
+			ExpiryCalculator: otter.ExpiryWriting[sot.SecretHash, *entry](cfg.CacheTTL),
+		}),
+		uses: make(map[int64]sot.TokenUse),
+		failures: otter.Must(&otter.Options[string, struct{}]{
+			MaximumSize:      10_000,
+			ExpiryCalculator: otter.ExpiryWriting[string, struct{}](time.Minute),
+		}),
+	}
+}
+
+// Refusals. Their messages are part of the API contract ("token expired").
+var (
+	errUnknown = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "unknown token"}
+	errExpired = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "token expired"}
+	errRevoked = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "token revoked"}
+	errNoUser  = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "the token's user no longer exists"}
+)
+
+// AuthenticateSecret implements sot.Authenticator.
+func (s *Service) AuthenticateSecret(ctx context.Context, secret string, ip netip.Addr) (*sot.Principal, error) {
+	if _, err := sot.ParseSecret(secret); err != nil {
+		s.fail(ctx, "malformed", nil, ip, err)
+		return nil, err
+	}
+	hash := sot.HashSecret(secret)
+	e, ok := s.cache.GetIfPresent(hash)
+	if !ok {
+		var err error
+		if e, err = s.load(ctx, hash); err != nil {
+			if sot.ErrorCode(err) == sot.EUNAUTHENTICATED {
+				s.fail(ctx, "unknown", nil, ip, err)
+			}
+			return nil, err
+		}
+	}
+	p := e.p
+	now := s.now()
+	switch p.Token.State(now) {
+	case sot.TokenStateRevoked:
+		s.fail(ctx, "revoked", p.Token, ip, errRevoked)
+		return nil, errRevoked
+	case sot.TokenStateExpired:
+		s.fail(ctx, "expired", p.Token, ip, errExpired)
+		return nil, errExpired
+	}
+	if p.Kind == sot.PrincipalOrgToken && !p.OrgPlan.AllowsOrgTokens() {
+		return nil, sot.ErrPlanRequired
+	}
+	if err := p.CheckIP(ip); err != nil {
+		s.fail(ctx, "ip_not_allowed", p.Token, ip, err)
+		return nil, err
+	}
+	s.recordUse(e, now, ip)
+	return p, nil
+}
+
+// load builds the principal of hash from storage and caches it.
+func (s *Service) load(ctx context.Context, hash sot.SecretHash) (*entry, error) {
+	gen := s.gen.Load()
+	t, err := s.cfg.Tokens.TokenBySecretHash(ctx, hash)
+	if err != nil {
+		if errors.Is(err, sot.ErrNotFound) {
+			return nil, errUnknown
+		}
+		return nil, fmt.Errorf("auth: look up token: %w", err)
+	}
+	p := &sot.Principal{Token: t}
+	switch t.Kind {
+	case sot.TokenKindOrg:
+		p.Kind = sot.PrincipalOrgToken
+		org, err := s.cfg.Orgs.FindOrg(ctx, t.Org)
+		if err != nil {
+			return nil, fmt.Errorf("auth: load organization of token %d: %w", t.ID, err)
+		}
+		p.OrgPlan = org.Plan
+		if t.ProjectCount > 0 {
+			if t.Scope.Projects, err = s.cfg.Tokens.TokenProjectKeys(ctx, t.ID); err != nil {
+				return nil, fmt.Errorf("auth: load scope of token %d: %w", t.ID, err)
+			}
+		}
+		if p.Scope, err = t.Scope.Compile(); err != nil {
+			return nil, fmt.Errorf("auth: compile scope of token %d: %w", t.ID, err)
+		}
+		// The matcher holds the keys; the token need not keep a second copy.
+		t.Scope.Projects = nil
+	case sot.TokenKindPersonal:
+		p.Kind = sot.PrincipalPersonalToken
+		if err := s.loadUser(ctx, p, t.UserID); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("auth: token %d has unknown kind %q", t.ID, t.Kind)
+	}
+	e := &entry{p: p}
+	if s.gen.Load() == gen {
+		s.cache.Set(hash, e)
+	}
+	return e, nil
+}
+
+func (s *Service) loadUser(ctx context.Context, p *sot.Principal, userID int64) error {
+	u, err := s.cfg.Users.FindUserByID(ctx, userID)
+	if err != nil {
+		if errors.Is(err, sot.ErrNotFound) {
+			return errNoUser
+		}
+		return fmt.Errorf("auth: load user %d: %w", userID, err)
+	}
+	ms, err := s.cfg.Orgs.UserMemberships(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("auth: load memberships of user %d: %w", userID, err)
+	}
+	p.User = u
+	p.Memberships = make(map[string]sot.Role, len(ms))
+	for _, m := range ms {
+		p.Memberships[m.Org] = m.Role
+	}
+	return nil
+}
+
+// UserPrincipal implements sot.Authenticator. Web sessions are not the hot
+// path, so it reads storage every time and is never stale.
+func (s *Service) UserPrincipal(ctx context.Context, userID int64) (*sot.Principal, error) {
+	p := &sot.Principal{Kind: sot.PrincipalUser}
+	if err := s.loadUser(ctx, p, userID); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// recordUse notes a use for the next flush, at most once a second per token.
+func (s *Service) recordUse(e *entry, now time.Time, ip netip.Addr) {
+	sec := now.Unix()
+	if e.lastUse.Load() == sec {
+		return
+	}
+	e.lastUse.Store(sec)
+	s.usesMu.Lock()
+	s.uses[e.p.Token.ID] = sot.TokenUse{TokenID: e.p.Token.ID, At: now.UTC().Truncate(time.Second), IP: ip.Unmap().String()}
+	s.usesMu.Unlock()
+}
+
+// Flush writes the pending last-used times in one transaction.
+func (s *Service) Flush(ctx context.Context) error {
+	s.usesMu.Lock()
+	if len(s.uses) == 0 {
+		s.usesMu.Unlock()
+		return nil
+	}
+	batch := make([]sot.TokenUse, 0, len(s.uses))
+	for _, u := range s.uses {
+		batch = append(batch, u)
+	}
+	clear(s.uses)
+	s.usesMu.Unlock()
+	if err := s.cfg.Tokens.RecordTokenUses(ctx, batch); err != nil {
+		return fmt.Errorf("auth: record %d token uses: %w", len(batch), err)
+	}
+	return nil
+}
+
+// Run subscribes to changes and flushes last-used times every
+// FlushInterval until ctx is done, then flushes once more (with a fresh,
+// bounded context) and returns.
+func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.Bus != nil {
+		s.cfg.Bus.Subscribe(ctx, s.Invalidate)
+	}
+	tick := time.NewTicker(s.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if err := s.Flush(ctx); err != nil {
+				s.log.Error("flush last-used times", "err", err)
+			}
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			return s.Flush(fctx)
+		}
+	}
+}
+
+// Invalidate forgets every cached principal that c may concern. Changes are
+// rare next to checks, so a scan of the cache is cheaper than keeping
+// reverse indexes up to date on the hot path.
+func (s *Service) Invalidate(c sot.Change) {
+	s.gen.Add(1)
+	if c.Kind == sot.ChangeAll {
+		s.cache.InvalidateAll()
+		return
+	}
+	for h, e := range s.cache.All() {
+		if concerns(e.p, c) {
+			s.cache.Invalidate(h)
+		}
+	}
+}
+
+func concerns(p *sot.Principal, c sot.Change) bool {
+	switch c.Kind {
+	case sot.ChangeToken:
+		return p.Token.ID == c.TokenID
+	case sot.ChangeMember, sot.ChangeUser:
+		return p.User != nil && p.User.ID == c.UserID
+	case sot.ChangeOrg, sot.ChangeProject:
+		return p.Kind == sot.PrincipalOrgToken && p.Token.Org == c.Org
+	}
+	return true
+}
+
+// fail audits a failed authentication, once a minute per reason and token
+// (or client address, for secrets that match no token). The event never
+// holds the secret.
+func (s *Service) fail(ctx context.Context, reason string, t *sot.Token, ip netip.Addr, cause error) {
+	key := reason + "|" + ip.String()
+	if t != nil {
+		key = fmt.Sprintf("%s|token:%d", reason, t.ID)
+	}
+	if _, inserted := s.failures.SetIfAbsent(key, struct{}{}); !inserted {
+		return
+	}
+	ev := &sot.AuditEvent{
+		At:      s.now().UTC(),
+		Actor:   sot.Actor{Type: sot.ActorAnonymous, IP: ip.Unmap().String()},
+		Action:  sot.ActionAuthFailed,
+		Details: map[string]any{"reason": reason, "message": sot.ErrorMessage(cause)},
+	}
+	if t != nil {
+		ev.Org = t.Org
+		ev.Target = fmt.Sprintf("token:%d", t.ID)
+		ev.Details["token_name"] = t.Name
+		ev.Details["hint"] = t.Hint
+		if reason == "expired" {
+			ev.Action = sot.ActionTokenExpiredUse
+		}
+	}
+	// The request must not wait on, or fail because of, the audit write.
+	go func() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.cfg.Audit.RecordEvent(actx, ev); err != nil {
+			s.log.Error("audit failed authentication", "reason", reason, "err", err)
+		}
+	}()
+}
