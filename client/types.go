@@ -47,30 +47,36 @@ type TokenPolicy struct {
 	MaxLifetimeDays int `json:"max_lifetime_days"`
 	// AllowNonExpiring permits tokens without an expiry (default false).
 	AllowNonExpiring bool `json:"allow_non_expiring"`
+	// IdleWarningDays, when positive, flags tokens unused that long.
+	IdleWarningDays int `json:"idle_warning_days"`
 }
 
 // Org is an organization: the owner of projects and organization tokens.
 type Org struct {
 	Key         string      `json:"key"`
 	Name        string      `json:"name"`
-	Description string      `json:"description,omitempty"`
+	Description string      `json:"description"`
 	Plan        string      `json:"plan"`
 	TokenPolicy TokenPolicy `json:"token_policy"`
 	CreatedAt   time.Time   `json:"created_at"`
-	UpdatedAt   time.Time   `json:"updated_at,omitzero"`
+	UpdatedAt   time.Time   `json:"updated_at"`
 }
 
-// CreateOrgRequest is the body of CreateOrg.
+// CreateOrgRequest is the body of CreateOrg. Empty fields take the
+// server's defaults: the key as name, the free plan, the default policy.
 type CreateOrgRequest struct {
-	Key  string `json:"key"`
-	Name string `json:"name"`
-	Plan string `json:"plan"`
+	Key         string       `json:"key"`
+	Name        string       `json:"name,omitempty"`
+	Description string       `json:"description,omitempty"`
+	Plan        string       `json:"plan,omitempty"`
+	TokenPolicy *TokenPolicy `json:"token_policy,omitempty"`
 }
 
 // OrgUpdate is a partial update of an organization: nil fields are kept.
 // Changing the plan is for instance admins.
 type OrgUpdate struct {
 	Name        *string      `json:"name,omitempty"`
+	Description *string      `json:"description,omitempty"`
 	Plan        *string      `json:"plan,omitempty"`
 	TokenPolicy *TokenPolicy `json:"token_policy,omitempty"`
 }
@@ -102,7 +108,7 @@ type User struct {
 // CreateUserRequest is the body of CreateUser.
 type CreateUserRequest struct {
 	Login    string `json:"login"`
-	Name     string `json:"name"`
+	Name     string `json:"name,omitempty"`
 	Password string `json:"password"`
 	Admin    bool   `json:"admin,omitempty"`
 }
@@ -128,6 +134,7 @@ type Scope struct {
 
 // UserRef names a user.
 type UserRef struct {
+	ID    int64  `json:"id"`
 	Login string `json:"login"`
 }
 
@@ -140,15 +147,27 @@ type Rotation struct {
 
 // Token is an organization or personal token. It never holds the secret.
 type Token struct {
-	ID           int64      `json:"id"`
-	Org          string     `json:"org,omitempty"`
-	Name         string     `json:"name"`
-	Description  string     `json:"description"`
-	Kind         string     `json:"kind"`
-	Scope        *Scope     `json:"scope,omitempty"`
-	Permissions  []string   `json:"permissions"`
-	Hint         string     `json:"hint"`
-	Source       string     `json:"source,omitempty"`
+	ID int64 `json:"id"`
+	// Org is the organization of an organization token; "" for a personal
+	// token.
+	Org         string `json:"org,omitempty"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// Kind is KindOrg or KindPersonal.
+	Kind string `json:"kind"`
+	// Scope is the scope of an organization token; nil for a personal
+	// token. Lists leave out the explicit projects: see ProjectCount.
+	Scope *Scope `json:"scope"`
+	// ProjectCount is the number of explicit projects in the scope.
+	ProjectCount int      `json:"project_count"`
+	Permissions  []string `json:"permissions"`
+	// Hint shows the secret's start and end ("sot_…a1b2"), to recognise it.
+	Hint string `json:"hint"`
+	// Source is "api" for a token made by a user, "oidc" for one minted by
+	// an OIDC exchange.
+	Source string `json:"source,omitempty"`
+	// State is StateActive, StateExpired or StateRevoked.
+	State        string     `json:"state"`
 	CreatedBy    UserRef    `json:"created_by"`
 	CreatedAt    time.Time  `json:"created_at"`
 	ExpiresAt    *time.Time `json:"expires_at"`
@@ -273,6 +292,7 @@ type Actor struct {
 type AuditEvent struct {
 	ID      int64          `json:"id"`
 	At      time.Time      `json:"at"`
+	Org     string         `json:"org,omitempty"`
 	Actor   Actor          `json:"actor"`
 	Action  string         `json:"action"`
 	Target  string         `json:"target"`
@@ -283,6 +303,7 @@ type AuditEvent struct {
 // Analysis is one uploaded analysis report of a project.
 type Analysis struct {
 	ID          int64     `json:"id"`
+	Org         string    `json:"org"`
 	Project     string    `json:"project"`
 	Branch      string    `json:"branch"`
 	Commit      string    `json:"commit"`

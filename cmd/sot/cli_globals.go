@@ -198,8 +198,9 @@ func timeOr(t *time.Time, def string) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// scopeSummary describes a scope in a few words.
-func scopeSummary(s *client.Scope) string {
+// scopeSummary describes a token's scope in a few words.
+func scopeSummary(t *client.Token) string {
+	s := t.Scope
 	if s == nil {
 		return "-"
 	}
@@ -207,8 +208,9 @@ func scopeSummary(s *client.Scope) string {
 		return "all projects"
 	}
 	var parts []string
-	if len(s.Projects) > 0 {
-		parts = append(parts, plural(len(s.Projects), "project"))
+	// Lists leave the explicit keys out and give their count.
+	if n := max(len(s.Projects), t.ProjectCount); n > 0 {
+		parts = append(parts, plural(n, "project"))
 	}
 	if len(s.Patterns) > 0 {
 		parts = append(parts, "patterns "+strings.Join(s.Patterns, " "))

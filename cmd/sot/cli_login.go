@@ -146,7 +146,7 @@ func (c *whoamiCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 	case me.Token != nil:
 		t := me.Token
 		return fields(std.out,
-			"scope", scopeSummary(t.Scope),
+			"scope", scopeSummary(t),
 			"permissions", strings.Join(t.Permissions, ","),
 			"expires", timeOr(t.ExpiresAt, "never"))
 	}

@@ -100,7 +100,7 @@ func printSecret(std *stdio, g *globals, nt *client.NewToken, verb string) error
 	}
 	t := nt.Token
 	fmt.Fprintf(std.err, "%s token %d %q of %s: %s; %s; expires %s\n",
-		verb, t.ID, t.Name, t.Org, scopeSummary(t.Scope), strings.Join(t.Permissions, ","), timeOr(t.ExpiresAt, "never"))
+		verb, t.ID, t.Name, t.Org, scopeSummary(&t), strings.Join(t.Permissions, ","), timeOr(t.ExpiresAt, "never"))
 	fmt.Fprintln(std.err, "The secret is shown only this once; store it now:")
 	fmt.Fprintln(std.out, nt.Secret)
 	return nil
@@ -125,26 +125,15 @@ func (c *tokenListCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 		return writeJSON(std.out, nonNil(ts))
 	}
 	t := newTable(std.out, "ID", "NAME", "HINT", "SCOPE", "PERMISSIONS", "EXPIRES", "LAST USED", "STATE")
-	now := time.Now()
 	for tok, err := range seq {
 		if err != nil {
 			t.flush()
 			return err
 		}
-		t.row(fmt.Sprint(tok.ID), tok.Name, tok.Hint, scopeSummary(tok.Scope), strings.Join(tok.Permissions, ","),
-			timeOr(tok.ExpiresAt, "never"), timeOr(tok.LastUsedAt, "never"), tokenState(&tok, now))
+		t.row(fmt.Sprint(tok.ID), tok.Name, tok.Hint, scopeSummary(&tok), strings.Join(tok.Permissions, ","),
+			timeOr(tok.ExpiresAt, "never"), timeOr(tok.LastUsedAt, "never"), tok.State)
 	}
 	return t.flush()
-}
-
-func tokenState(t *client.Token, now time.Time) string {
-	switch {
-	case t.RevokedAt != nil:
-		return client.StateRevoked
-	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
-		return client.StateExpired
-	}
-	return client.StateActive
 }
 
 type tokenGetCmd struct {
@@ -178,13 +167,13 @@ func (c *tokenGetCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 		"name", t.Name,
 		"description", t.Description,
 		"hint", t.Hint,
-		"scope", scopeSummary(t.Scope),
+		"scope", scopeSummary(t),
 		"permissions", strings.Join(t.Permissions, ","),
 		"allowed from", cidrs,
 		"created", t.CreatedAt.UTC().Format(time.RFC3339)+" by "+t.CreatedBy.Login,
 		"expires", timeOr(t.ExpiresAt, "never"),
 		"last used", timeOr(t.LastUsedAt, "never")+" from "+lastIP,
-		"state", tokenState(t, time.Now()),
+		"state", t.State,
 	)
 }
 
