@@ -1,0 +1,318 @@
+// Package httpapi is sot's REST API (/api/v1, the SonarQube Cloud
+// compatible endpoints, the authorization check) and its operational
+// endpoints (/healthz, /readyz, /metrics), built with huma on the standard
+// library's ServeMux.
+//
+// Every authorization decision goes through sot.Principal.Authorize; every
+// sot error code becomes an HTTP status in one place (problemFor).
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/sot-dev/sot"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxReportBytes = 64 << 20
+	// maxJSONBytes bounds JSON request bodies: a scope of 100,000 project
+	// keys of a few dozen characters fits.
+	maxJSONBytes = 8 << 20
+)
+
+// Config wires an API.
+type Config struct {
+	Users    sot.UserService
+	Orgs     sot.OrgService
+	Projects sot.ProjectService
+	Tokens   sot.TokenService
+	Audit    sot.AuditService
+	Analyses sot.AnalysisService
+	Auth     sot.Authenticator
+	// HashPassword hashes a new user's password; it refuses (EINVALID) a
+	// password that is too weak.
+	HashPassword func(pw string) (string, error)
+	// Ping reports whether storage is reachable, for /readyz.
+	Ping func(ctx context.Context) error
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Version is reported by /api/server/version and the OpenAPI document.
+	Version string
+	// MaxReportBytes bounds an uploaded analysis report; DefaultMaxReportBytes when 0.
+	MaxReportBytes int64
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// CheckPathTemplate, when set, lets GET /api/v1/check read the
+	// organization and project from the X-Forwarded-Uri header, such as
+	// "/{org}/{project}/..." (see ParsePathTemplate).
+	CheckPathTemplate string
+}
+
+// API serves the REST API. It is an http.Handler for the paths "/api/",
+// "/healthz", "/readyz" and "/metrics".
+type API struct {
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	mux     *http.ServeMux
+	huma    huma.API
+	metrics *metrics
+	check   *pathTemplate // nil without Config.CheckPathTemplate
+
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New returns the API, with every route registered.
+func New(cfg Config) (*API, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxReportBytes <= 0 {
+		cfg.MaxReportBytes = DefaultMaxReportBytes
+	}
+	if cfg.Ping == nil {
+		cfg.Ping = func(context.Context) error { return nil }
+	}
+	var seed [4]byte
+	rand.Read(seed[:])
+	a := &API{
+		cfg:      cfg,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		mux:      http.NewServeMux(),
+		metrics:  newMetrics(),
+		idPrefix: hex.EncodeToString(seed[:]) + "-",
+	}
+	if cfg.CheckPathTemplate != "" {
+		t, err := ParsePathTemplate(cfg.CheckPathTemplate)
+		if err != nil {
+			return nil, fmt.Errorf("check path template: %w", err)
+		}
+		a.check = t
+	}
+
+	hc := huma.DefaultConfig("sot", cfg.Version)
+	hc.Info.Description = "Scoped organization tokens: API tokens that belong to an organization, for CI pipelines."
+	hc.OpenAPIPath = "/api/v1/openapi"
+	hc.DocsPath = ""
+	hc.SchemasPath = ""
+	// No $schema links in bodies: the JSON shapes are a contract.
+	hc.CreateHooks = nil
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "A token secret (sot_… or sotu_…)."},
+		"basic":  {Type: "http", Scheme: "basic", Description: "The token secret as user name, empty password."},
+	}
+	hc.Security = []map[string][]string{{"bearer": {}}, {"basic": {}}}
+	a.huma = humago.New(a.mux, hc)
+	a.huma.UseMiddleware(a.authenticate)
+
+	a.registerInstance()
+	a.registerSelf()
+	a.registerOrgs()
+	a.registerTokens()
+	a.registerAnalyses()
+	a.registerSonar()
+	a.registerOps()
+	a.mux.HandleFunc("GET /api/v1/check", a.handleCheck)
+	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(r.Context(), w, sot.Errorf(sot.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return a, nil
+}
+
+// OpenAPI returns the API's OpenAPI document.
+func (a *API) OpenAPI() *huma.OpenAPI { return a.huma.OpenAPI() }
+
+// reqInfo is what the API knows about a request beyond http.Request. It is
+// allocated once per request and filled in as the request goes.
+type reqInfo struct {
+	id        string
+	ip        netip.Addr
+	principal *sot.Principal
+	cause     error // the internal cause of a 5xx, for the log
+}
+
+type reqInfoKey struct{}
+
+func info(ctx context.Context) *reqInfo {
+	ri, _ := ctx.Value(reqInfoKey{}).(*reqInfo)
+	return ri
+}
+
+// principal returns the authenticated caller. Operations that require a
+// credential never run without one (see authenticate).
+func principal(ctx context.Context) *sot.Principal {
+	if ri := info(ctx); ri != nil {
+		return ri.principal
+	}
+	return nil
+}
+
+// ServeHTTP serves a request: request id, client address, metrics and the
+// request log around the routes.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ri := &reqInfo{id: a.idPrefix + strconv.FormatUint(a.idSeq.Add(1), 10), ip: clientIP(r, a.cfg.TrustedProxies)}
+	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
+	sw := &statusWriter{ResponseWriter: w}
+	sw.Header().Set("X-Request-Id", ri.id)
+	a.mux.ServeHTTP(sw, r)
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	elapsed := time.Since(start)
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	a.metrics.observe(route, status, elapsed)
+
+	// The check endpoint is the hot path: log it only when it fails badly.
+	if route == checkRoute && status < http.StatusInternalServerError {
+		return
+	}
+	level := slog.LevelInfo
+	if status >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", ri.id),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", elapsed),
+		slog.String("ip", ri.ip.String()),
+	}
+	if ri.principal != nil {
+		act := ri.principal.Actor("")
+		attrs = append(attrs, slog.String("actor_type", string(act.Type)), slog.Int64("actor_id", act.ID))
+	}
+	if ri.cause != nil {
+		attrs = append(attrs, slog.String("error", ri.cause.Error()))
+	}
+	a.log.LogAttrs(r.Context(), level, "http request", attrs...)
+}
+
+// statusWriter records the status of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// authMode says whether an operation needs a credential.
+type authMode int
+
+const (
+	authRequired authMode = iota
+	authOptional          // authenticate when a credential is given; never refuse
+	authNone              // public
+)
+
+const authKey = "auth"
+
+// authenticate is the huma middleware that turns the request's credential
+// into the principal, before any body is read.
+func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
+	mode, _ := ctx.Operation().Metadata[authKey].(authMode)
+	if mode == authNone {
+		next(ctx)
+		return
+	}
+	ri := info(ctx.Context())
+	secret, ok := credential(ctx.Header("Authorization"))
+	if !ok {
+		if mode == authOptional {
+			next(ctx)
+			return
+		}
+		a.metrics.authOutcome("missing")
+		huma.WriteErr(a.huma, ctx, 0, "", errAuthRequired)
+		return
+	}
+	p, err := a.authSecret(ctx.Context(), secret, ri.ip)
+	if err != nil {
+		if mode == authOptional {
+			next(ctx)
+			return
+		}
+		huma.WriteErr(a.huma, ctx, 0, "", err)
+		return
+	}
+	ri.principal = p
+	next(huma.WithContext(ctx, sot.WithActor(ctx.Context(), p.Actor(ri.ip.String()))))
+}
+
+var errAuthRequired = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "authentication required: send Authorization: Bearer <token>"}
+
+// authSecret authenticates a secret and counts the outcome.
+func (a *API) authSecret(ctx context.Context, secret string, ip netip.Addr) (*sot.Principal, error) {
+	p, err := a.cfg.Auth.AuthenticateSecret(ctx, secret, ip)
+	a.metrics.authOutcome(authReason(err))
+	return p, err
+}
+
+// authReason names an authentication outcome for the metrics.
+func authReason(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	switch sot.ErrorCode(err) {
+	case sot.EUNAUTHENTICATED:
+		switch msg := sot.ErrorMessage(err); {
+		case msg == "token expired":
+			return "expired"
+		case msg == "token revoked":
+			return "revoked"
+		case msg == "unknown token":
+			return "unknown"
+		case len(msg) >= 15 && msg[:15] == "malformed token":
+			return "malformed"
+		}
+		return "invalid"
+	case sot.EPLAN:
+		return "plan_required"
+	case sot.EFORBIDDEN:
+		return "ip_not_allowed"
+	case sot.ERATELIMITED:
+		return "rate_limited"
+	}
+	return "error"
+}

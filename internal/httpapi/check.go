@@ -1,0 +1,165 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/sot-dev/sot"
+)
+
+const checkRoute = "GET /api/v1/check"
+
+// pathTemplate extracts the organization and the project from a request
+// URI forwarded by a reverse proxy. Segments are literals, "{org}",
+// "{project}", "*" (any one segment), or a final "..." (any rest).
+type pathTemplate struct {
+	segs []string
+	rest bool // ends in "..."
+}
+
+// ParsePathTemplate parses a check path template such as
+// "/{org}/{project}/..." or "/api/{org}/projects/{project}/*". It must name
+// {org}; {project} is optional (organization-level checks).
+func ParsePathTemplate(s string) (*pathTemplate, error) {
+	if !strings.HasPrefix(s, "/") {
+		return nil, errors.New("must start with /")
+	}
+	t := &pathTemplate{segs: strings.Split(s[1:], "/")}
+	if n := len(t.segs); t.segs[n-1] == "..." {
+		t.rest = true
+		t.segs = t.segs[:n-1]
+	}
+	var org, project int
+	for _, seg := range t.segs {
+		switch {
+		case seg == "{org}":
+			org++
+		case seg == "{project}":
+			project++
+		case seg == "...":
+			return nil, errors.New(`"..." may only end the template`)
+		case strings.ContainsAny(seg, "{}"):
+			return nil, fmt.Errorf("unknown placeholder %q (want {org} or {project})", seg)
+		}
+	}
+	if org != 1 || project > 1 {
+		return nil, errors.New("must hold {org} once and {project} at most once")
+	}
+	return t, nil
+}
+
+// match returns the organization and project of uri (a request URI, with
+// or without query), and whether it matches. It does not allocate.
+func (t *pathTemplate) match(uri string) (org, project string, ok bool) {
+	if i := strings.IndexAny(uri, "?#"); i >= 0 {
+		uri = uri[:i]
+	}
+	if !strings.HasPrefix(uri, "/") {
+		return "", "", false
+	}
+	rest := uri[1:]
+	for _, seg := range t.segs {
+		if rest == "" {
+			return "", "", false
+		}
+		var part string
+		part, rest, _ = strings.Cut(rest, "/")
+		switch seg {
+		case "{org}":
+			org = part
+		case "{project}":
+			project = part
+		case "*":
+		default:
+			if part != seg {
+				return "", "", false
+			}
+		}
+	}
+	if rest != "" && !t.rest {
+		return "", "", false
+	}
+	return org, project, org != ""
+}
+
+var (
+	errCheckOrg      = sot.Invalid("org is required", sot.FieldError{Field: "query.org", Message: "required"})
+	errCheckTemplate = sot.Invalid("X-Forwarded-Uri does not match the check path template", sot.FieldError{Field: "header.X-Forwarded-Uri", Message: "does not match the template"})
+)
+
+// handleCheck is GET /api/v1/check, the authorization check for reverse
+// proxies and other services: 204 allowed, 401 bad credential, 403 not
+// allowed. It is the hot path: no huma, no JSON and no allocation when the
+// answer is yes.
+func (a *API) handleCheck(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.RawQuery
+	org, project := queryValue(raw, "org"), queryValue(raw, "project")
+	if a.check != nil && org == "" {
+		if uri := r.Header.Get("X-Forwarded-Uri"); uri != "" {
+			var ok bool
+			if org, project, ok = a.check.match(uri); !ok {
+				writeError(r.Context(), w, errCheckTemplate)
+				return
+			}
+		}
+	}
+	if org == "" {
+		writeError(r.Context(), w, errCheckOrg)
+		return
+	}
+	perm := sot.PermissionScan
+	if s := queryValue(raw, "permission"); s != "" {
+		p, err := sot.ParsePermission(s)
+		if err != nil {
+			writeError(r.Context(), w, sot.Invalid(err.Error(), sot.FieldError{Field: "query.permission", Message: err.Error()}))
+			return
+		}
+		perm = p
+	}
+	secret, ok := credential(r.Header.Get("Authorization"))
+	if !ok {
+		a.metrics.authOutcome("missing")
+		writeError(r.Context(), w, errAuthRequired)
+		return
+	}
+	ri := info(r.Context())
+	p, err := a.authSecret(r.Context(), secret, ri.ip)
+	if err == nil {
+		ri.principal = p
+		err = p.Authorize(perm, org, project)
+	}
+	switch sot.ErrorCode(err) {
+	case "":
+		w.WriteHeader(http.StatusNoContent)
+	case sot.ENOTFOUND:
+		// The check speaks 204, 401 and 403 only: an organization the
+		// caller cannot see is simply not allowed.
+		writeError(r.Context(), w, &sot.Error{Code: sot.EFORBIDDEN, Message: sot.ErrorMessage(err)})
+	default:
+		writeError(r.Context(), w, err)
+	}
+}
+
+// queryValue returns the first value of key in the raw query, without the
+// allocations of url.Values (none unless the value is escaped).
+func queryValue(raw, key string) string {
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u
+			}
+			return ""
+		}
+		return v
+	}
+	return ""
+}
