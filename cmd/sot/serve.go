@@ -1,9 +1,337 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sot-dev/sot"
+	"github.com/sot-dev/sot/internal/auth"
+	"github.com/sot-dev/sot/internal/httpapi"
+	"github.com/sot-dev/sot/internal/password"
+	"github.com/sot-dev/sot/internal/store"
+)
 
 // serveCmd runs the server.
-type serveCmd struct{}
+type serveCmd struct {
+	Addr              string   `name:"addr" env:"SOT_ADDR" default:"127.0.0.1:8080" help:"Address to listen on."`
+	DB                string   `name:"db" env:"SOT_DB" default:"sqlite:./sot-data/sot.db" help:"Database: sqlite:PATH or postgres://user@host:port/db?…"`
+	MaxReportSize     string   `name:"max-report-size" env:"SOT_MAX_REPORT_SIZE" default:"64MiB" help:"Largest accepted analysis report (bytes, or with KiB/MiB/GiB/KB/MB/GB)."`
+	TrustedProxies    []string `name:"trusted-proxies" env:"SOT_TRUSTED_PROXIES" sep:"," placeholder:"CIDR" help:"Networks of reverse proxies whose X-Forwarded-For is believed (comma-separated)."`
+	CheckPathTemplate string   `name:"check-path-template" env:"SOT_CHECK_PATH_TEMPLATE" placeholder:"TEMPLATE" help:"Let /api/v1/check read org and project from X-Forwarded-Uri, such as /{org}/{project}/..."`
+	LogLevel          string   `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
+}
 
-// Run runs the server until ctx is done.
-func (s *serveCmd) Run(ctx context.Context) error { return nil }
+// Run runs the server until ctx is done (SIGTERM or SIGINT).
+func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return usageErrorf("--log-level: %v", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(std.err, &slog.HandlerOptions{Level: level}))
+	maxReport, err := parseByteSize(c.MaxReportSize)
+	if err != nil {
+		return usageErrorf("--max-report-size: %v", err)
+	}
+	proxies, err := parsePrefixes(c.TrustedProxies)
+	if err != nil {
+		return usageErrorf("--trusted-proxies: %v", err)
+	}
+	cfg := serveConfig{
+		Addr:              c.Addr,
+		DB:                c.DB,
+		MaxReportBytes:    maxReport,
+		TrustedProxies:    proxies,
+		CheckPathTemplate: c.CheckPathTemplate,
+		AdminPassword:     os.Getenv("SOT_ADMIN_PASSWORD"),
+		Logger:            logger,
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	cfg.Addr = ln.Addr().String()
+	srv, err := newServer(ctx, cfg, std.out)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	return srv.Serve(ctx, ln)
+}
+
+// serveConfig is the configuration of a server, from flags or from a test.
+type serveConfig struct {
+	Addr              string // the listening address, for the first-start instructions
+	DB                string
+	MaxReportBytes    int64
+	TrustedProxies    []netip.Prefix
+	CheckPathTemplate string
+	// AdminPassword is the first start's admin password; generated when "".
+	AdminPassword string
+	Logger        *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// ShutdownTimeout bounds how long in-flight requests may finish at
+	// shutdown; 10 s when 0.
+	ShutdownTimeout time.Duration
+}
+
+// server is sot serve, wired: storage, authentication, the API.
+type server struct {
+	cfg      serveConfig
+	log      *slog.Logger
+	db       *store.DB
+	auth     *auth.Service
+	api      *httpapi.API
+	stopAuth context.CancelFunc
+	authDone chan error
+}
+
+// newServer opens the database (creating the instance admin on a first
+// start, announced on stdout) and wires the server. The caller must Serve
+// or Close it.
+func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	log.Info("sot starting",
+		"version", version,
+		"addr", cfg.Addr,
+		"db", redactDSN(cfg.DB),
+		"max_report_bytes", cfg.MaxReportBytes,
+		"trusted_proxies", prefixStrings(cfg.TrustedProxies),
+		"check_path_template", cfg.CheckPathTemplate)
+
+	db, err := store.Open(ctx, cfg.DB, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: log, db: db}
+	if err := s.bootstrap(ctx, stdout); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.auth = auth.New(auth.Config{
+		Tokens: db, Users: db, Orgs: db, Audit: db, Bus: db,
+		Now:    cfg.Now,
+		Logger: log.With("component", "auth"),
+	})
+	s.api, err = httpapi.New(httpapi.Config{
+		Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db, Analyses: db,
+		Auth:              s.auth,
+		HashPassword:      hashPassword,
+		Ping:              db.Ping,
+		Now:               cfg.Now,
+		Logger:            log.With("component", "http"),
+		Version:           version,
+		MaxReportBytes:    cfg.MaxReportBytes,
+		TrustedProxies:    cfg.TrustedProxies,
+		CheckPathTemplate: cfg.CheckPathTemplate,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopAuth = cancel
+	s.authDone = make(chan error, 1)
+	go func() { s.authDone <- s.auth.Run(actx) }()
+	return s, nil
+}
+
+// hashPassword applies the password rules before hashing.
+func hashPassword(pw string) (string, error) {
+	if len(pw) < password.MinLength {
+		return "", sot.Invalid("password too short", sot.FieldError{Field: "password", Message: fmt.Sprintf("at least %d characters", password.MinLength)})
+	}
+	h, err := password.Hash(pw)
+	if err != nil {
+		return "", sot.Invalid("invalid password", sot.FieldError{Field: "password", Message: err.Error()})
+	}
+	return h, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/", s.api)
+	mux.Handle("/healthz", s.api)
+	mux.Handle("/readyz", s.api)
+	mux.Handle("/metrics", s.api)
+	// The web UI (internal/web) is mounted here, at "/".
+	return mux
+}
+
+// Serve serves HTTP on ln until ctx is done, then shuts down: it stops
+// accepting, lets in-flight requests finish (bounded by ShutdownTimeout),
+// stops authentication (its final flush of last-used times) and closes the
+// database.
+func (s *server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("sot listening", "addr", ln.Addr().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	shutErr := hs.Shutdown(sctx)
+	if serveErr == nil {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	}
+	closeErr := s.Close()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	if err := errors.Join(serveErr, shutErr, closeErr); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("sot stopped")
+	return nil
+}
+
+// Close stops authentication, flushing what it batched, and closes the
+// database.
+func (s *server) Close() error {
+	s.stopAuth()
+	authErr := <-s.authDone
+	return errors.Join(authErr, s.db.Close())
+}
+
+// bootstrap creates the instance admin and a personal token for it on the
+// first start (no users yet), and prints both once.
+func (s *server) bootstrap(ctx context.Context, stdout io.Writer) error {
+	n, err := s.db.CountUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("count users: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	pw, generated := s.cfg.AdminPassword, false
+	if pw == "" {
+		pw, generated = password.Generate(), true
+	}
+	hash, err := hashPassword(pw)
+	if err != nil {
+		return fmt.Errorf("SOT_ADMIN_PASSWORD: %s", sot.ErrorMessage(err))
+	}
+	admin := &sot.User{Login: "admin", Name: "Administrator", Admin: true}
+	if err := s.db.CreateUser(ctx, admin, hash); err != nil {
+		if errors.Is(err, sot.ErrConflict) {
+			return nil // another replica bootstrapped at the same moment
+		}
+		return fmt.Errorf("create admin: %w", err)
+	}
+	ref := sot.UserRef{ID: admin.ID, Login: admin.Login}
+	t, secret, err := sot.PreparePersonalToken(admin, ref,
+		sot.TokenRequest{Name: "bootstrap", Expiry: sot.Expiry{In: "1y"}}, sot.PersonalTokenPolicy(), s.cfg.Now())
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if err := s.db.CreateToken(ctx, t, sot.HashSecret(secret)); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	base := "http://" + s.cfg.Addr
+	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		base = "http://127.0.0.1:" + port
+	}
+	pwLine := "admin password: " + pw
+	if !generated {
+		pwLine = "admin password: the value of SOT_ADMIN_PASSWORD"
+	}
+	_, err = fmt.Fprintf(stdout, `sot: first start: created the instance administrator "admin".
+%s
+admin token: %s
+Save both now: they are not shown again. The token expires in one year.
+Next steps:
+  web UI:  %s/ (sign in as admin)
+  API:     curl -H "Authorization: Bearer %s" %s/api/v1/me
+  CLI:     SOT_URL=%s SOT_TOKEN=%s sot org create acme --name "Acme" --plan team
+`, pwLine, secret, base, secret, base, base, secret)
+	return err
+}
+
+// parseByteSize parses "64MiB", "10MB", "512KiB" or a plain number of bytes.
+func parseByteSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q: want a positive number of bytes, such as 64MiB", s)
+	}
+	return n * mult, nil
+}
+
+func parsePrefixes(in []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("invalid CIDR %q", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// redactDSN hides the password of a PostgreSQL URL.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
+}
