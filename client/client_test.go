@@ -51,8 +51,11 @@ func TestErrors(t *testing.T) {
 		field  string // a field error that must be listed
 	}{
 		{
-			name:   "unknown credential",
-			call:   func() error { _, err := newClient(t, s, "sot_notarealtokennotarealtokennotare000000").Me(ctx); return err },
+			name: "unknown credential",
+			call: func() error {
+				_, err := newClient(t, s, "sot_notarealtokennotarealtokennotare000000").Me(ctx)
+				return err
+			},
 			status: 401, code: client.ProblemUnauthenticated, is: client.IsUnauthenticated,
 		},
 		{
