@@ -537,6 +537,73 @@ func TestUI(t *testing.T) {
 		}
 	})
 
+	t.Run("projects", func(t *testing.T) {
+		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/projects")
+		if got := text(t, ctx, "h1 .count"); got != "2,004" {
+			t.Fatalf("project count %q", got)
+		}
+		// Keyset paging: 50 a page, "Next" carries the page token.
+		first := text(t, ctx, "#projects tbody tr:first-child code")
+		if st := submit(t, ctx, "next page", "#next"); st != http.StatusOK {
+			t.Fatalf("next page: status %d", st)
+		}
+		if second := text(t, ctx, "#projects tbody tr:first-child code"); second == first || location(t, ctx).Query().Get("page_token") == "" {
+			t.Fatalf("next page starts with %q again", second)
+		}
+		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/projects?q=team-a")
+		if got := text(t, ctx, "h1 .count"); got != "2" {
+			t.Fatalf("search count %q, want 2", got)
+		}
+		screenshot(t, ctx, "projects")
+		step(t, ctx, "open the create form", chromedp.Click(chromedp.CSS("details summary")))
+		step(t, ctx, "fill", chromedp.SendKeys(chromedp.ID("project-key"), "team-a-mobile"))
+		if st := submit(t, ctx, "create project", "details form button"); st != http.StatusOK {
+			t.Fatalf("create project: status %d", st)
+		}
+		if got := text(t, ctx, ".notice"); got != "Project created." {
+			t.Fatalf("notice %q", got)
+		}
+		// The pattern token covers the new project at once.
+		if st := env.upload(t, patternSecret, "team-a-mobile"); st != http.StatusCreated {
+			t.Fatalf("upload to a project created after the pattern token: status %d, want 201", st)
+		}
+		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/projects/team-a-mobile/delete")
+		if st := submit(t, ctx, "confirm delete", "#confirm"); st != http.StatusOK {
+			t.Fatalf("delete project: status %d", st)
+		}
+		if _, err := env.db.FindProject(context.Background(), uiOrg, "team-a-mobile"); !errors.Is(err, sot.ErrNotFound) {
+			t.Fatalf("after deletion: %v", err)
+		}
+	})
+
+	t.Run("members", func(t *testing.T) {
+		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/members")
+		step(t, ctx, "add carol", chromedp.SendKeys(chromedp.ID("member-login"), "carol"))
+		if st := submit(t, ctx, "add", "form[action$='/members'] button.primary"); st != http.StatusOK {
+			t.Fatalf("add member: status %d", st)
+		}
+		if got := text(t, ctx, "#members"); !strings.Contains(got, "carol") {
+			t.Fatalf("members %q lack carol", got)
+		}
+		// Changing the role saves at once (the select submits its form).
+		ctxT, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if _, err := chromedp.RunResponse(ctxT, chromedp.SetValue(chromedp.CSS("select[aria-label='Role of carol']"), "admin"),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector("select[aria-label='Role of carol']").dispatchEvent(new Event("change"))`)); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := env.db.UserMemberships(context.Background(), memberID(t, env, "carol"))
+		if err != nil || len(ms) != 1 || ms[0].Role != sot.RoleAdmin {
+			t.Fatalf("carol's memberships %+v, %v; want admin of %s", ms, err, uiOrg)
+		}
+		screenshot(t, ctx, "members")
+		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/audit?action=member.role_changed")
+		if got := text(t, ctx, "#events"); !strings.Contains(got, "member:carol") {
+			t.Fatalf("audit %q lacks the role change", got)
+		}
+		screenshot(t, ctx, "audit")
+	})
+
 	t.Run("phone", func(t *testing.T) {
 		step(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/tokens")
@@ -819,4 +886,13 @@ func TestUIForms(t *testing.T) {
 			t.Fatal("the secret is shown a second time")
 		}
 	})
+}
+
+func memberID(t *testing.T, env *uiEnv, login string) int64 {
+	t.Helper()
+	u, err := env.db.FindUserByLogin(context.Background(), login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
 }
