@@ -1,0 +1,75 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+)
+
+// The authorization check for reverse proxies: 204, 401 (with the
+// challenge), 403; from query parameters or from X-Forwarded-Uri.
+func TestAPICheck(t *testing.T) {
+	forEachDB(t, serverOpts{CheckPathTemplate: "/{org}/{project}/..."}, func(t *testing.T, s *testServer) {
+		s.createOrg(t, "acme", "team")
+		s.createOrg(t, "globex", "team")
+		s.createProjects(t, "acme", "web", "api")
+		tok := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"projects": []string{"web"}}, "permissions": []string{"scan"}})
+		bad := tok.Secret[:len(tok.Secret)-1] + "0"
+		if bad == tok.Secret {
+			bad = tok.Secret[:len(tok.Secret)-1] + "1"
+		}
+		for _, tc := range []struct {
+			name, token, query, uri string
+			basic                   bool
+			status                  int
+		}{
+			{"allowed", tok.Secret, "?org=acme&project=web", "", false, 204},
+			{"allowed with basic auth", tok.Secret, "?org=acme&project=web&permission=scan", "", true, 204},
+			{"out of scope", tok.Secret, "?org=acme&project=api", "", false, 403},
+			{"missing permission", tok.Secret, "?org=acme&project=web&permission=browse", "", false, 403},
+			{"other org", tok.Secret, "?org=globex&project=web", "", false, 403},
+			{"no credential", "", "?org=acme&project=web", "", false, 401},
+			{"bad checksum", bad, "?org=acme&project=web", "", false, 401},
+			{"garbage", "hello", "?org=acme&project=web", "", false, 401},
+			{"forwarded uri allowed", tok.Secret, "", "/acme/web/some/file?x=1", false, 204},
+			{"forwarded uri out of scope", tok.Secret, "", "/acme/api/", false, 403},
+			{"forwarded uri no match", tok.Secret, "", "/acme", false, 400},
+			{"no org", tok.Secret, "?project=web", "", false, 400},
+			{"unknown permission", tok.Secret, "?org=acme&project=web&permission=fly", "", false, 400},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c := &apiClient{t: t, base: s.URL, token: tc.token, basic: tc.basic}
+				if tc.uri != "" {
+					c.header = http.Header{"X-Forwarded-Uri": {tc.uri}}
+				}
+				r := c.do("GET", "/api/v1/check"+tc.query, nil).want(t, tc.status)
+				switch tc.status {
+				case http.StatusNoContent:
+					if len(r.Body) != 0 || r.Header.Get("Content-Type") != "" {
+						t.Fatalf("204 with a body: %q (%s)", r.Body, r.Header.Get("Content-Type"))
+					}
+				case http.StatusUnauthorized:
+					if got := r.Header.Get("WWW-Authenticate"); got != `Bearer realm="sot", error="invalid_token"` {
+						t.Fatalf("WWW-Authenticate = %q", got)
+					}
+				}
+			})
+		}
+	})
+}
+
+// Client addresses come from X-Forwarded-For only through a trusted proxy:
+// a token limited to a network is allowed or refused accordingly.
+func TestAPICheckClientAddress(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	s.createOrg(t, "acme", "team")
+	s.createProjects(t, "acme", "web")
+	tok := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}, "allowed_cidrs": []string{"127.0.0.1/32"}})
+	c := s.as(t, tok.Secret)
+	c.do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusNoContent)
+	// The server trusts no proxy, so a forged header changes nothing.
+	c.header = http.Header{"X-Forwarded-For": {"203.0.113.9"}}
+	c.do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusNoContent)
+
+	other := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}, "allowed_cidrs": []string{"10.0.0.0/8"}})
+	s.as(t, other.Secret).do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusForbidden)
+}
