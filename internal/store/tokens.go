@@ -14,9 +14,9 @@ import (
 	"github.com/sot-dev/sot"
 )
 
-// scopeChunk is how many project keys one query resolves, and how many
-// rows one INSERT writes: a 10,000-key scope takes 20 round trips each
-// way, and the statement stays well under both databases' parameter limits.
+// scopeChunk is how many project keys one statement resolves and stores:
+// a 10,000-key scope takes 20 statements, each well under both databases'
+// parameter limits.
 const scopeChunk = 500
 
 // maxUnknownListed bounds the unknown keys named in an error message.
@@ -111,93 +111,111 @@ func findToken(ctx context.Context, c conn, owner sot.TokenOwner, id int64) (*so
 	return t, err
 }
 
-// resolveProjects returns the IDs of keys in the organization, or
-// EINVALID naming the keys that do not exist there.
-func resolveProjects(ctx context.Context, c conn, orgID int64, keys []string) ([]int64, error) {
-	ids := make([]int64, 0, len(keys))
-	found := make(map[string]bool, len(keys))
+// insertScope stores keys, projects of the organization orgID, as the
+// explicit scope of token tokenID and returns how many it stored. Each
+// chunk of keys is resolved and inserted by one INSERT … SELECT; only when
+// a chunk stores fewer rows than it has keys does a second query find the
+// unknown ones, and the error names them (the caller's transaction then
+// rolls back).
+func insertScope(ctx context.Context, c conn, orgID, tokenID int64, keys []string) (int, error) {
+	keys = uniqueKeys(keys)
+	stored := 0
+	var unknown []string
+	nUnknown := 0
 	for chunk := range slices.Chunk(keys, scopeChunk) {
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, orgID)
+		args := make([]any, 0, len(chunk)+2)
+		args = append(args, tokenID, orgID)
 		for _, k := range chunk {
 			args = append(args, k)
 		}
-		rows, err := c.query(ctx, `SELECT id, key FROM projects WHERE org_id = ? AND key IN (`+placeholders(len(chunk))+`)`, args...)
+		res, err := c.exec(ctx, `INSERT INTO token_projects (token_id, project_id)
+			SELECT ?, id FROM projects WHERE org_id = ? AND key IN (`+placeholders(len(chunk))+`)`, args...)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		for rows.Next() {
-			var id int64
-			var key string
-			if err := rows.Scan(&id, &key); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if !found[key] {
-				found[key] = true
-				ids = append(ids, id)
-			}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
 		}
-		if err := rows.Close(); err != nil {
-			return nil, err
+		stored += int(n)
+		if int(n) == len(chunk) {
+			continue
 		}
-		if err := rows.Err(); err != nil {
-			return nil, err
+		missing, err := missingKeys(ctx, c, orgID, chunk)
+		if err != nil {
+			return 0, err
 		}
-	}
-	var unknown []string
-	n := 0
-	for _, k := range keys {
-		if !found[k] {
-			found[k] = true // name a repeated unknown key once
-			n++
+		nUnknown += len(missing)
+		for _, k := range missing {
 			if len(unknown) < maxUnknownListed {
 				unknown = append(unknown, fmt.Sprintf("%q", k))
 			}
 		}
 	}
-	if n > 0 {
+	if nUnknown > 0 {
 		msg := "unknown projects: " + strings.Join(unknown, ", ")
-		if n > len(unknown) {
-			msg += fmt.Sprintf(" and %d more", n-len(unknown))
+		if nUnknown > len(unknown) {
+			msg += fmt.Sprintf(" and %d more", nUnknown-len(unknown))
 		}
-		return nil, sot.Invalid(msg, sot.FieldError{Field: "scope.projects", Message: msg})
+		return 0, sot.Invalid(msg, sot.FieldError{Field: "scope.projects", Message: msg})
 	}
-	return ids, nil
+	return stored, nil
 }
 
-// insertTokenProjects writes the explicit scope of a token with
-// multi-row INSERTs.
-func insertTokenProjects(ctx context.Context, c conn, tokenID int64, ids []int64) error {
-	for chunk := range slices.Chunk(ids, scopeChunk) {
-		args := make([]any, 0, 2*len(chunk))
-		for _, id := range chunk {
-			args = append(args, tokenID, id)
-		}
-		q := `INSERT INTO token_projects (token_id, project_id) VALUES ` + strings.Repeat("(?, ?), ", len(chunk)-1) + `(?, ?)`
-		if _, err := c.exec(ctx, q, args...); err != nil {
-			return err
+// uniqueKeys returns keys without repeats, in their first order.
+func uniqueKeys(keys []string) []string {
+	seen := make(map[string]struct{}, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
 		}
 	}
-	return nil
+	return out
+}
+
+// missingKeys returns the keys of chunk that are not projects of orgID.
+func missingKeys(ctx context.Context, c conn, orgID int64, chunk []string) ([]string, error) {
+	args := make([]any, 0, len(chunk)+1)
+	args = append(args, orgID)
+	for _, k := range chunk {
+		args = append(args, k)
+	}
+	rows, err := c.query(ctx, `SELECT key FROM projects WHERE org_id = ? AND key IN (`+placeholders(len(chunk))+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[string]bool, len(chunk))
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		found[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, k := range chunk {
+		if !found[k] {
+			missing = append(missing, k)
+		}
+	}
+	return missing, nil
 }
 
 // setScope replaces the explicit scope of token tokenID with keys and
 // returns how many projects it names.
 func setScope(ctx context.Context, c conn, orgID, tokenID int64, keys []string, replace bool) (int, error) {
-	ids, err := resolveProjects(ctx, c, orgID, keys)
-	if err != nil {
-		return 0, err
-	}
 	if replace {
 		if _, err := c.exec(ctx, `DELETE FROM token_projects WHERE token_id = ?`, tokenID); err != nil {
 			return 0, err
 		}
 	}
-	if err := insertTokenProjects(ctx, c, tokenID, ids); err != nil {
-		return 0, err
-	}
-	return len(ids), nil
+	return insertScope(ctx, c, orgID, tokenID, keys)
 }
 
 func permissionNames(s sot.PermissionSet) []string {
