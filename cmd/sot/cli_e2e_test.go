@@ -49,8 +49,8 @@ type e2eServer struct {
 var e2eAdminTokenRE = regexp.MustCompile(`(?m)^admin token: (sotu_[0-9A-Za-z]+)\s*$`)
 
 // e2eStartServer starts "bin serve" on a free port with a new database and
-// stops it (SIGINT) when the test ends.
-func e2eStartServer(t *testing.T, bin string) *e2eServer {
+// further serve flags, and stops it (SIGINT) when the test ends.
+func e2eStartServer(t *testing.T, bin string, flags ...string) *e2eServer {
 	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,7 +59,7 @@ func e2eStartServer(t *testing.T, bin string) *e2eServer {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--db", "sqlite:"+filepath.Join(dir, "sot.db"))
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--db", "sqlite:" + filepath.Join(dir, "sot.db")}, flags...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "SOT_ADMIN_PASSWORD=correct-horse-battery"}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -21,7 +21,9 @@ import (
 
 // nginxConf is the forward-auth configuration of docs/recipes/nginx.md,
 // with the test's ports and paths: every request to the protected service
-// is first checked against sot with the caller's Authorization header.
+// is first checked against sot with the caller's Authorization header. The
+// first server checks a fixed project; the second takes the organization and
+// project from the request path (sot serve --check-path-template).
 var nginxConf = template.Must(template.New("nginx.conf").Parse(`daemon off;
 master_process off;
 worker_processes 1;
@@ -53,6 +55,25 @@ http {
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
+        }
+    }
+
+    server {
+        listen {{.ListenByPath}};
+
+        location / {
+            auth_request /_sot_check;
+            auth_request_set $sot_www_authenticate $upstream_http_www_authenticate;
+            add_header WWW-Authenticate $sot_www_authenticate always;
+            proxy_pass http://{{.Upstream}};
+        }
+
+        location = /_sot_check {
+            internal;
+            proxy_pass http://{{.Sot}}/api/v1/check?permission=browse;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-Uri $request_uri;
         }
     }
 }
@@ -117,7 +138,7 @@ func startNginx(t *testing.T, bin, dir, listen string) {
 
 func TestNginxForwardAuth(t *testing.T) {
 	nginx := nginxPath(t)
-	srv := e2eStartServer(t, e2eBinary(t))
+	srv := e2eStartServer(t, e2eBinary(t), "--check-path-template", "/{org}/{project}/...")
 	ctx := context.Background()
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -151,16 +172,12 @@ func TestNginxForwardAuth(t *testing.T) {
 	revoked := token("old", client.Scope{AllProjects: true}, client.PermissionBrowse)
 
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
+	listen, listenByPath := freeLocalAddr(t), freeLocalAddr(t)
 	var conf bytes.Buffer
 	err = nginxConf.Execute(&conf, map[string]string{
-		"Dir":      dir,
-		"Listen":   listen,
+		"Dir":          dir,
+		"Listen":       listen,
+		"ListenByPath": listenByPath,
 		"Upstream": strings.TrimPrefix(upstream.URL, "http://"),
 		"Sot":      strings.TrimPrefix(srv.URL, "http://"),
 	})
@@ -173,22 +190,9 @@ func TestNginxForwardAuth(t *testing.T) {
 	startNginx(t, nginx, dir, listen)
 
 	get := func(t *testing.T, authorization string) (int, string, http.Header) {
-		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+listen+"/reports/latest", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if authorization != "" {
-			req.Header.Set("Authorization", authorization)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body), resp.Header
+		return getThrough(t, "http://"+listen+"/reports/latest", authorization)
 	}
+
 
 	if err := admin.RevokeToken(ctx, "acme", revoked.Token.ID); err != nil {
 		t.Fatal(err)
@@ -228,6 +232,61 @@ func TestNginxForwardAuth(t *testing.T) {
 	if status, body, _ := get(t, "Bearer "+inScope.Secret); status != http.StatusUnauthorized {
 		t.Fatalf("after revocation: status %d (%q), want 401", status, body)
 	}
+
+	// The organization and project from the request path.
+	byPath := []struct {
+		name, path string
+		status     int
+	}{
+		{"project in scope", "/acme/team-a-api/reports/latest", http.StatusOK},
+		{"project outside the scope", "/acme/web/reports/latest", http.StatusForbidden},
+		{"another organization", "/other/team-a-api/", http.StatusForbidden},
+		{"path without a project", "/acme", http.StatusBadRequest},
+	}
+	for _, tt := range byPath {
+		t.Run("by path/"+tt.name, func(t *testing.T) {
+			status, body, _ := getThrough(t, "http://"+listenByPath+tt.path, "Bearer "+outOfScope.Secret)
+			// nginx answers 500 for any answer of the check other than
+			// 2xx, 401 and 403: a path that names no project is refused.
+			want := tt.status
+			if want == http.StatusBadRequest {
+				want = http.StatusInternalServerError
+			}
+			if status != want || (status == http.StatusOK) != (body == "hello") {
+				t.Fatalf("GET %s: status %d (%q), want %d", tt.path, status, body, want)
+			}
+		})
+	}
+}
+
+// getThrough sends GET url with an Authorization header (none if empty).
+func getThrough(t *testing.T, url, authorization string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// freeLocalAddr returns a free TCP address on 127.0.0.1.
+func freeLocalAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // basic returns HTTP Basic credentials with the secret as user name and an
