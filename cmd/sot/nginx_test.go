@@ -178,8 +178,8 @@ func TestNginxForwardAuth(t *testing.T) {
 		"Dir":          dir,
 		"Listen":       listen,
 		"ListenByPath": listenByPath,
-		"Upstream": strings.TrimPrefix(upstream.URL, "http://"),
-		"Sot":      strings.TrimPrefix(srv.URL, "http://"),
+		"Upstream":     strings.TrimPrefix(upstream.URL, "http://"),
+		"Sot":          strings.TrimPrefix(srv.URL, "http://"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,6 @@ func TestNginxForwardAuth(t *testing.T) {
 	get := func(t *testing.T, authorization string) (int, string, http.Header) {
 		return getThrough(t, "http://"+listen+"/reports/latest", authorization)
 	}
-
 
 	if err := admin.RevokeToken(ctx, "acme", revoked.Token.ID); err != nil {
 		t.Fatal(err)
