@@ -211,7 +211,8 @@ func text(t *testing.T, bctx context.Context, sel chromedp.CSS) string {
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Text(sel))
 	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
+		page, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("location.href + '\\n' + document.body.innerText"))
+		t.Fatalf("text of %s: %v; page: %s", sel, err, page)
 	}
 	return strings.TrimSpace(s)
 }
@@ -462,9 +463,12 @@ func TestUI(t *testing.T) {
 	})
 
 	t.Run("tokens list and overview", func(t *testing.T) {
+		if err := env.auth.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/tokens")
 		row := text(t, ctx, chromedp.CSS(fmt.Sprintf("tr[data-token='%d']", bulkID)))
-		for _, want := range []string{"ci-services", "2,000 projects", "scan", "expires in 90 days", "never", uiAdmin} {
+		for _, want := range []string{"ci-services", "2,000 projects", "scan", "expires in 90 days", "just now", "127.0.0.1", uiAdmin} {
 			if !strings.Contains(row, want) {
 				t.Errorf("token row %q lacks %q", row, want)
 			}
@@ -884,6 +888,26 @@ func TestUIForms(t *testing.T) {
 		_, again := get(t, jarClient, resp.Request.URL.String())
 		if strings.Contains(again, string(m[1])) {
 			t.Fatal("the secret is shown a second time")
+		}
+
+		tokenURL := strings.TrimSuffix(resp.Request.URL.String(), "/created")
+		post := func(u string, form url.Values) int {
+			form.Set("csrf", token)
+			r, err := jarClient.PostForm(u, form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			return r.StatusCode
+		}
+		if st := post(tokenURL+"/revoke", url.Values{}); st != http.StatusOK {
+			t.Fatalf("revoke: status %d", st)
+		}
+		if _, err := env.auth.AuthenticateSecret(context.Background(), string(m[1]), netip.MustParseAddr("127.0.0.1")); sot.ErrorCode(err) != sot.EUNAUTHENTICATED {
+			t.Fatalf("revoked secret: %v, want unauthenticated", err)
+		}
+		if st := post(tokenURL, url.Values{"name": {"renamed"}, "permission": {"scan"}}); st != http.StatusBadRequest {
+			t.Fatalf("editing a revoked token: status %d, want 400", st)
 		}
 	})
 }

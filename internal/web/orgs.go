@@ -12,7 +12,8 @@ import (
 )
 
 // attentionWindow is how far ahead the overview warns about expiring
-// tokens, and how long unused a token must be to count as idle.
+// tokens, and, unless the policy sets IdleWarningDays, how long unused a
+// token must be to count as idle.
 const attentionWindow = 30 * sot.Day
 
 // overviewScanLimit bounds how many tokens the overview reads to compute
@@ -20,6 +21,7 @@ const attentionWindow = 30 * sot.Day
 const overviewScanLimit = 10_000
 
 type overviewData struct {
+	IdleDays     int
 	Projects     int
 	Members      int
 	Tokens       int
@@ -48,6 +50,11 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) error {
 			page.Token = next
 		}
 		now := h.now()
+		idle := attentionWindow
+		if days := r.org.TokenPolicy.IdleWarningDays; days > 0 {
+			idle = time.Duration(days) * sot.Day
+		}
+		d.IdleDays = int(idle / sot.Day)
 		for page := (sot.Page{Size: sot.MaxPageSize}); ; {
 			ts, next, err := h.cfg.Tokens.ListTokens(ctx, sot.TokenOwner{Org: r.org.Key}, sot.TokenFilter{State: sot.TokenStateActive, Now: now}, page)
 			if err != nil {
@@ -58,7 +65,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) error {
 				if t.ExpiresAt != nil && t.ExpiresAt.Sub(now) <= attentionWindow {
 					d.Expiring = append(d.Expiring, h.tokenRow(t, now))
 				}
-				if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= attentionWindow {
+				if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= idle {
 					d.Idle = append(d.Idle, h.tokenRow(t, now))
 				}
 			}

@@ -606,6 +606,10 @@ func (h *Handler) renderDetail(w http.ResponseWriter, r *request, status int, t 
 	return nil
 }
 
+// errRevokedFrozen refuses to edit a revoked token: it is kept as a record
+// of what it was allowed to do.
+var errRevokedFrozen = sot.Invalid("a revoked token cannot be changed")
+
 // updateToken saves the details form: name, description, permissions and
 // allowed networks. The scope has its own form, so saving a name never
 // rewrites a scope of thousands of projects.
@@ -613,6 +617,9 @@ func (h *Handler) updateToken(w http.ResponseWriter, r *request) error {
 	t, err := h.findToken(r)
 	if err != nil {
 		return err
+	}
+	if t.RevokedAt != nil {
+		return errRevokedFrozen
 	}
 	d := h.detailData(t)
 	d.Name = strings.TrimSpace(r.PostFormValue("name"))
@@ -656,6 +663,9 @@ func (h *Handler) updateTokenScope(w http.ResponseWriter, r *request) error {
 	t, err := h.findToken(r)
 	if err != nil {
 		return err
+	}
+	if t.RevokedAt != nil {
+		return errRevokedFrozen
 	}
 	d := h.detailData(t)
 	d.Scope = parseScopeForm(r)
