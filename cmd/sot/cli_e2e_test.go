@@ -369,6 +369,14 @@ func TestCLIEndToEnd(t *testing.T) {
 	if len(members) != 1 || members[0].Login != "admin" {
 		t.Fatalf("members after remove = %+v", members)
 	}
+	var web client.Project
+	cli.jsonOK(t, []string{"SOT_TOKEN=" + explicit.Secret}, &web, "project", "get", "acme", "web")
+	if web.Key != "web" || web.Org != "acme" {
+		t.Fatalf("project get = %+v", web)
+	}
+	if r := cli.run(t, "", admin, "project", "get", "acme", "nope"); r.code != 1 || !strings.Contains(r.stderr, "404") {
+		t.Fatalf("project get of an unknown project: %s, want exit 1", r)
+	}
 	cli.ok(t, admin, "project", "delete", "acme", "api")
 	if r := cli.run(t, "", admin, "project", "delete", "acme", "api"); r.code != 1 {
 		t.Fatalf("deleting a deleted project: %s", r)

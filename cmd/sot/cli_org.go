@@ -176,6 +176,7 @@ func nonNil[T any](s []T) []T {
 type projectCmd struct {
 	Create projectCreateCmd `cmd:"" help:"Create a project (org admins, or a token with provision)."`
 	List   projectListCmd   `cmd:"" help:"List or search an organization's projects."`
+	Get    projectGetCmd    `cmd:"" help:"Show a project; exit 1 when there is no such project (a CI step's existence check)."`
 	Delete projectDeleteCmd `cmd:"" help:"Delete a project."`
 }
 
@@ -236,6 +237,26 @@ func printProjects(std *stdio, g *globals, seq iter.Seq2[client.Project, error])
 		t.row(p.Key, p.Name, p.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	return t.flush()
+}
+
+type projectGetCmd struct {
+	Org string `arg:"" help:"Organization key."`
+	Key string `arg:"" help:"Project key."`
+}
+
+func (c *projectGetCmd) Run(ctx context.Context, g *globals, std *stdio) error {
+	api, err := g.client()
+	if err != nil {
+		return err
+	}
+	p, err := api.Project(ctx, c.Org, c.Key)
+	if err != nil {
+		return err
+	}
+	if g.json() {
+		return writeJSON(std.out, p)
+	}
+	return fields(std.out, "org", p.Org, "key", p.Key, "name", p.Name, "created", p.CreatedAt.UTC().Format(time.RFC3339))
 }
 
 type projectDeleteCmd struct {
