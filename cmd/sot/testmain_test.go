@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sot-dev/sot/internal/pgtest"
 )
 
 // serverOpts configures startServer. The zero value is a fresh SQLite
@@ -369,17 +371,27 @@ func (s *testServer) createUser(t testing.TB, login string) string {
 	return out.Secret
 }
 
-// testDBs lists the databases every story runs on: SQLite always.
-func testDBs(t *testing.T) []struct{ name, dsn string } {
-	return []struct{ name, dsn string }{{"sqlite", ""}}
+// TestMain runs the tests with a throwaway PostgreSQL server, started on
+// first use by pgtest.DSN.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testDBs lists the databases every story runs on: a new SQLite file, and
+// a new database on the test PostgreSQL server (skipped without
+// PostgreSQL binaries, unless CI requires them).
+var testDBs = []struct {
+	name string
+	dsn  func(t *testing.T) string
+}{
+	{"sqlite", func(*testing.T) string { return "" }},
+	{"postgres", func(t *testing.T) string { return pgtest.DSN(t) }},
 }
 
 // forEachDB runs fn as a subtest on each database, with a fresh server.
 func forEachDB(t *testing.T, opts serverOpts, fn func(t *testing.T, s *testServer)) {
-	for _, db := range testDBs(t) {
+	for _, db := range testDBs {
 		t.Run(db.name, func(t *testing.T) {
 			o := opts
-			o.DSN = db.dsn
+			o.DSN = db.dsn(t)
 			fn(t, startServer(t, o))
 		})
 	}
