@@ -137,13 +137,13 @@ func (c *whoamiCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 	}
 	fmt.Fprintln(std.out, describeMe(me))
 	switch {
-	case me.User != nil && len(me.Memberships) > 0:
+	case me.Type == "user" && len(me.Memberships) > 0:
 		t := newTable(std.out, "ORG", "ROLE")
 		for _, m := range me.Memberships {
 			t.row(m.Org, m.Role)
 		}
 		return t.flush()
-	case me.Token != nil:
+	case me.Type == "org_token" && me.Token != nil:
 		t := me.Token
 		return fields(std.out,
 			"scope", scopeSummary(t),
