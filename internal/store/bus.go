@@ -83,7 +83,11 @@ func decodeChange(s string) (sot.Change, error) {
 
 // listenHandler delivers notifications to the bus, and a ChangeAll on
 // every (re)connection through HandleBacklog.
-type listenHandler struct{ b *bus }
+type listenHandler struct {
+	b *bus
+	// connected is called after every LISTEN.
+	connected func()
+}
 
 func (h listenHandler) HandleNotification(_ context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
 	c, err := decodeChange(n.Payload)
@@ -97,6 +101,7 @@ func (h listenHandler) HandleNotification(_ context.Context, n *pgconn.Notificat
 }
 
 func (h listenHandler) HandleBacklog(context.Context, string, *pgx.Conn) error {
+	h.connected()
 	h.b.publish(sot.Change{Kind: sot.ChangeAll})
 	return nil
 }
@@ -113,7 +118,8 @@ func (db *DB) listen(cfg *pgx.ConnConfig) func() {
 		},
 		ReconnectDelay: time.Second,
 	}
-	l.Handle(notifyChannel, listenHandler{b: db.bus})
+	var once sync.Once
+	l.Handle(notifyChannel, listenHandler{b: db.bus, connected: func() { once.Do(func() { close(db.listening) }) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -170,6 +170,9 @@ func (db *DB) CountOrgs(ctx context.Context, filter sot.OrgFilter) (int, error) 
 func (db *DB) UpdateOrg(ctx context.Context, key string, upd sot.OrgUpdate) (*sot.Org, error) {
 	var out *sot.Org
 	err := db.write(ctx, func(t *tx) error {
+		if _, err := t.lock(ctx, "orgs", "key = ?", key); err != nil {
+			return err
+		}
 		o, err := scanOrg(t.queryRow(ctx, `SELECT `+orgColumns+` FROM orgs o WHERE o.key = ?`, key))
 		if errors.Is(err, sql.ErrNoRows) {
 			return orgNotFound(key)
@@ -286,6 +289,14 @@ func (db *DB) ListMembers(ctx context.Context, org string, page sot.Page) ([]*so
 // member.
 func (t *tx) findMember(ctx context.Context, org, login string) (orgID, userID int64, m *sot.Membership, err error) {
 	var name string
+	// Membership changes of one organization take turns, so two
+	// concurrent demotions cannot both pass the last-admin check.
+	if ok, err := t.lock(ctx, "orgs", "key = ?", org); err != nil || !ok {
+		if err == nil {
+			err = orgNotFound(org)
+		}
+		return 0, 0, nil, err
+	}
 	err = t.queryRow(ctx, `SELECT id FROM orgs WHERE key = ?`, org).Scan(&orgID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, nil, orgNotFound(org)

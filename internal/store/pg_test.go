@@ -21,7 +21,18 @@ func openPG(t testing.TB) *DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	waitListening(t, db)
 	return db
+}
+
+// waitListening waits until db hears the changes of other handles.
+func waitListening(t testing.TB, db *DB) {
+	t.Helper()
+	select {
+	case <-db.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the change listener did not connect within 10s")
+	}
 }
 
 // openPGs opens n handles on one fresh PostgreSQL database, as n replicas
@@ -43,6 +54,9 @@ func openPGs(t *testing.T, n int) []*DB {
 		if errs[i] != nil {
 			t.Fatalf("replica %d: %v", i, errs[i])
 		}
+	}
+	for _, db := range dbs {
+		waitListening(t, db)
 	}
 	return dbs
 }

@@ -192,6 +192,14 @@ func (db *DB) DeleteProject(ctx context.Context, org, key string) error {
 		if err != nil {
 			return err
 		}
+		// A concurrent deletion of the same project may have committed
+		// since the read: then this one finds no row and stops here.
+		if ok, err := t.lock(ctx, "projects", "id = ?", id); err != nil || !ok {
+			if err == nil {
+				err = projectNotFound(key)
+			}
+			return err
+		}
 		res, err := t.exec(ctx, `UPDATE tokens SET project_count = project_count - 1
 			WHERE id IN (SELECT token_id FROM token_projects WHERE project_id = ?)`, id)
 		if err != nil {

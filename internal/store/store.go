@@ -59,6 +59,9 @@ type DB struct {
 	bus  *bus
 	// stopListener ends the PostgreSQL notification listener.
 	stopListener func()
+	// listening is closed once the listener has first sent LISTEN: from
+	// then on no change of another replica is missed without a ChangeAll.
+	listening chan struct{}
 }
 
 var (
@@ -158,7 +161,7 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*DB, er
 		return nil, fmt.Errorf("open database: %w", oneLine(err))
 	}
 	sdb := stdlib.OpenDBFromPool(pool)
-	db := &DB{dialect: DialectPostgres, logger: logger, w: sdb, r: sdb, pool: pool, bus: newBus(logger), stopListener: func() {}}
+	db := &DB{dialect: DialectPostgres, logger: logger, w: sdb, r: sdb, pool: pool, bus: newBus(logger), stopListener: func() {}, listening: make(chan struct{})}
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s@%s/%s: %w", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Database, oneLine(err))
@@ -321,6 +324,20 @@ func (db *DB) write(ctx context.Context, fn func(t *tx) error) error {
 
 // changed records a change to publish after commit.
 func (t *tx) changed(c sot.Change) { t.changes = append(t.changes, c) }
+
+// lock takes the write lock of a row before a read-modify-write, and
+// reports whether the row exists. SQLite serializes writers already; on
+// PostgreSQL this no-op UPDATE takes the row lock that SELECT … FOR UPDATE
+// would, in SQL that both databases accept. The where clause names the
+// row by its columns, for example "key = ?".
+func (t *tx) lock(ctx context.Context, table, where string, args ...any) (bool, error) {
+	res, err := t.exec(ctx, `UPDATE `+table+` SET id = id WHERE `+where, args...)
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w", table, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
 
 // fail returns err unchanged when it is a domain error, and as EINTERNAL
 // naming the operation otherwise.

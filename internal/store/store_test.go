@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -225,5 +226,17 @@ func TestSQLitePragmas(t *testing.T) {
 	}
 	if _, err := db.r.Exec("DELETE FROM users"); err == nil {
 		t.Fatal("the reader pool accepts writes")
+	}
+}
+
+func TestOpenRelativePath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	db, err := Open(t.Context(), "sqlite:./data dir/sot.db", nil)
+	must(t, err)
+	mkUser(t, db, "alice")
+	must(t, db.Close())
+	if _, err := os.Stat(filepath.Join(dir, "data dir", "sot.db")); err != nil {
+		t.Fatalf("database file not where asked: %v", err)
 	}
 }

@@ -378,6 +378,9 @@ func (db *DB) ListTokens(ctx context.Context, owner sot.TokenOwner, filter sot.T
 func (db *DB) UpdateToken(ctx context.Context, owner sot.TokenOwner, id int64, upd sot.TokenUpdate) (*sot.Token, error) {
 	var out *sot.Token
 	err := db.write(ctx, func(x *tx) error {
+		if _, err := x.lock(ctx, "tokens", "id = ?", id); err != nil {
+			return err
+		}
 		t, err := findToken(ctx, x.conn, owner, id)
 		if err != nil {
 			return err
@@ -449,6 +452,9 @@ func (db *DB) UpdateToken(ctx context.Context, owner sot.TokenOwner, id int64, u
 func (db *DB) RevokeToken(ctx context.Context, owner sot.TokenOwner, id int64, at time.Time) (*sot.Token, error) {
 	var out *sot.Token
 	err := db.write(ctx, func(x *tx) error {
+		if _, err := x.lock(ctx, "tokens", "id = ?", id); err != nil {
+			return err
+		}
 		t, err := findToken(ctx, x.conn, owner, id)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sot-dev/sot"
@@ -283,4 +284,41 @@ func keysOf(orgs []*sot.Org) []string {
 		out = append(out, o.Key)
 	}
 	return out
+}
+
+// TestLastAdminConcurrent removes both admins of an organization at once:
+// exactly one removal may succeed.
+func TestLastAdminConcurrent(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *DB) {
+		ctx := actorCtx(t)
+		alice := mkUser(t, db, "alice")
+		mkUser(t, db, "bob")
+		mkOrg(t, db, "acme", alice)
+		for round := range 5 {
+			_, _, err := db.SetMember(ctx, "acme", "alice", sot.RoleAdmin)
+			must(t, err)
+			_, _, err = db.SetMember(ctx, "acme", "bob", sot.RoleAdmin)
+			must(t, err)
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i, login := range []string{"alice", "bob"} {
+				wg.Go(func() {
+					if round%2 == 0 {
+						errs[i] = db.RemoveMember(ctx, "acme", login)
+					} else {
+						_, _, errs[i] = db.SetMember(ctx, "acme", login, sot.RoleMember)
+					}
+				})
+			}
+			wg.Wait()
+			if (errs[0] == nil) == (errs[1] == nil) {
+				t.Fatalf("round %d: errors %v and %v, want exactly one refusal", round, errs[0], errs[1])
+			}
+			for _, err := range errs {
+				if err != nil {
+					wantCode(t, err, sot.EINVALID)
+				}
+			}
+		}
+	})
 }
