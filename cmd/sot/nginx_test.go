@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"text/template"
 	"time"
@@ -46,6 +47,8 @@ http {
             # Pass sot's challenge on to the client with the 401.
             auth_request_set $sot_www_authenticate $upstream_http_www_authenticate;
             add_header WWW-Authenticate $sot_www_authenticate always;
+            # The protected service has no use for the sot token: keep it there.
+            proxy_set_header Authorization "";
             proxy_pass http://{{.Upstream}};
         }
 
@@ -141,7 +144,13 @@ func TestNginxForwardAuth(t *testing.T) {
 	srv := e2eStartServer(t, e2eBinary(t), "--check-path-template", "/{org}/{project}/...")
 	ctx := context.Background()
 
+	// The upstream answers "hello" and counts the requests that reach it with
+	// a credential: the first server block strips it.
+	var leaked atomic.Int32
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
 		io.WriteString(w, "hello")
 	}))
 	t.Cleanup(upstream.Close)
@@ -222,6 +231,10 @@ func TestNginxForwardAuth(t *testing.T) {
 				t.Fatalf("401 without sot's challenge: WWW-Authenticate %q", h.Get("WWW-Authenticate"))
 			}
 		})
+	}
+
+	if n := leaked.Load(); n != 0 {
+		t.Fatalf("the upstream received the caller's Authorization header %d times", n)
 	}
 
 	// Revoking the in-scope token closes the door at once.
