@@ -239,13 +239,22 @@ func location(t *testing.T, bctx context.Context) *url.URL {
 	return u
 }
 
-// waitFor polls a JavaScript predicate until it is true.
+// waitFor evaluates a JavaScript predicate until it is true. It retries
+// through errors, since a navigation in progress makes evaluation fail.
 func waitFor(t *testing.T, bctx context.Context, what, js string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(bctx, 15*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(bctx, 2*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -366,6 +375,8 @@ func TestUI(t *testing.T) {
 			chromedp.Click(chromedp.ID("perm-browse")))
 		allID, allSecret = createToken(t, ctx)
 		screenshot(t, ctx, "secret-shown")
+		step(t, ctx, "copy the secret", chromedp.Click(chromedp.ID("copy-secret")))
+		waitFor(t, ctx, "the copy confirmation", `document.getElementById("copy-secret").textContent === "Copied"`)
 		if !strings.Contains(text(t, ctx, "#code-github"), "secrets.SOT_TOKEN") {
 			t.Fatal("no GitHub Actions snippet")
 		}
@@ -596,6 +607,7 @@ func TestUI(t *testing.T) {
 			chromedp.Evaluate[chromedp.Void](`document.querySelector("select[aria-label='Role of carol']").dispatchEvent(new Event("change"))`)); err != nil {
 			t.Fatal(err)
 		}
+		waitFor(t, ctx, "the saved role", `location.search === "?done=member-saved" && document.readyState === "complete"`)
 		ms, err := env.db.UserMemberships(context.Background(), memberID(t, env, "carol"))
 		if err != nil || len(ms) != 1 || ms[0].Role != sot.RoleAdmin {
 			t.Fatalf("carol's memberships %+v, %v; want admin of %s", ms, err, uiOrg)
@@ -825,6 +837,31 @@ func TestUIForms(t *testing.T) {
 		}
 		if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.MaxAge <= 0 {
 			t.Fatalf("session cookie %+v, want HttpOnly, SameSite=Lax, expiring", session)
+		}
+	})
+
+	t.Run("organization switcher and member removal", func(t *testing.T) {
+		resp, err := c.Get(env.url + "/switch?org=" + uiFreeOrg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/orgs/"+uiFreeOrg {
+			t.Fatalf("switch: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if st, _ := get(t, c, env.url+"/switch?org=nope"); st != http.StatusNotFound {
+			t.Fatalf("switch to an unknown organization: %d, want 404", st)
+		}
+		resp, err = c.PostForm(env.url+"/orgs/"+uiOrg+"/members/"+uiMember+"/remove", url.Values{"csrf": {csrf}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("remove member: status %d", resp.StatusCode)
+		}
+		if ms, err := env.db.UserMemberships(context.Background(), memberID(t, env, uiMember)); err != nil || len(ms) != 0 {
+			t.Fatalf("bob's memberships after removal: %+v, %v", ms, err)
 		}
 	})
 

@@ -34,7 +34,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Enter your login and password.")
 		return
 	}
-	ip := clientIP(r)
+	ip := clientIP(r, h.cfg.TrustedProxies)
 	key := throttleKey(ip, login)
 	now := h.now()
 	if wait := h.throttle.wait(key, now); wait > 0 {

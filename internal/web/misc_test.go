@@ -1,6 +1,8 @@
 package web
 
 import (
+	"net/http"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -154,5 +156,38 @@ func TestPagesParse(t *testing.T) {
 		if pages[name] == nil {
 			t.Errorf("no page %q", name)
 		}
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		name    string
+		remote  string
+		xff     []string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"direct", "203.0.113.7:5555", nil, proxies, "203.0.113.7"},
+		{"header from an untrusted peer is ignored", "203.0.113.7:5555", []string{"198.51.100.1"}, proxies, "203.0.113.7"},
+		{"no proxies configured", "10.0.0.2:5555", []string{"198.51.100.1"}, nil, "10.0.0.2"},
+		{"through a proxy", "10.0.0.2:5555", []string{"198.51.100.1"}, proxies, "198.51.100.1"},
+		{"forged hops before the client are skipped", "10.0.0.2:5555", []string{"1.1.1.1, 198.51.100.1"}, proxies, "198.51.100.1"},
+		{"two proxies", "10.0.0.2:5555", []string{"198.51.100.1, 10.0.0.3"}, proxies, "198.51.100.1"},
+		{"several header lines", "10.0.0.2:5555", []string{"1.1.1.1", "198.51.100.1"}, proxies, "198.51.100.1"},
+		{"garbage hop", "10.0.0.2:5555", []string{"nonsense"}, proxies, "10.0.0.2"},
+		{"IPv4-mapped IPv6 peer", "[::ffff:203.0.113.7]:5555", nil, proxies, "203.0.113.7"},
+		{"IPv6 peer", "[2001:db8::1]:5555", nil, proxies, "2001:db8::1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := clientIP(r, tt.trusted); got != tt.want {
+				t.Fatalf("clientIP = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/sot-dev/sot"
@@ -53,6 +55,10 @@ type Config struct {
 	// on every replica. When empty, a random key is made, so sessions last
 	// only as long as the process and work on one replica only.
 	SessionKey []byte
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For is believed, for the client address that login
+	// throttling and the audit log use.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler serves the UI. It is an http.Handler meant to be mounted at "/".
@@ -184,6 +190,7 @@ func staticHandler(static fs.FS) http.Handler {
 type request struct {
 	*http.Request
 	session   *session
+	ip        string // the client's address
 	principal *sot.Principal
 	user      *sot.User
 	csrf      string
@@ -193,15 +200,50 @@ type request struct {
 
 // ctx returns the request's context carrying the audit actor.
 func (r *request) ctx() context.Context {
-	return sot.WithActor(r.Context(), r.principal.Actor(clientIP(r.Request)))
+	return sot.WithActor(r.Context(), r.principal.Actor(r.ip))
 }
 
-func clientIP(r *http.Request) string {
+// clientIP returns the client's address: the peer of the connection,
+// unless that peer is a trusted proxy, in which case the last address of
+// X-Forwarded-For that is not a trusted proxy (the hops before it could be
+// forged by the client).
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	addr := peer.Unmap()
+	if !inPrefixes(addr, trusted) {
+		return addr.String()
+	}
+	values := r.Header.Values("X-Forwarded-For")
+	for i := len(values) - 1; i >= 0; i-- {
+		hops := strings.Split(values[i], ",")
+		for j := len(hops) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
+			if err != nil {
+				return addr.String()
+			}
+			addr = a.Unmap()
+			if !inPrefixes(addr, trusted) {
+				return addr.String()
+			}
+		}
+	}
+	return addr.String()
+}
+
+func inPrefixes(a netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) public(fn func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
@@ -304,7 +346,8 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*request
 		http.Redirect(w, r, target, http.StatusSeeOther)
 		return nil, false
 	}
-	return &request{Request: r, session: s, principal: p, user: p.User, csrf: h.keys.csrfToken(s)}, true
+	return &request{Request: r, session: s, ip: clientIP(r, h.cfg.TrustedProxies), principal: p, user: p.User,
+		csrf: h.keys.csrfToken(s)}, true
 }
 
 // serve runs fn and turns the error it returns into a page: the domain
