@@ -786,6 +786,9 @@ func TestUIForms(t *testing.T) {
 				}
 			})
 		}
+		if got := post("/orgs/"+uiOrg+"/projects", url.Values{"key": {strings.Repeat("a", 2<<20)}}); got != http.StatusRequestEntityTooLarge {
+			t.Errorf("a 2 MiB form: status %d, want 413", got)
+		}
 		for _, q := range []string{"/orgs/" + uiOrg + "/tokens?state=bogus", "/orgs/" + uiOrg + "/audit?action=bogus"} {
 			if st, _ := get(t, c, env.url+q); st != http.StatusBadRequest {
 				t.Errorf("GET %s: status %d, want 400", q, st)
@@ -862,6 +865,44 @@ func TestUIForms(t *testing.T) {
 		}
 		if ms, err := env.db.UserMemberships(context.Background(), memberID(t, env, uiMember)); err != nil || len(ms) != 0 {
 			t.Fatalf("bob's memberships after removal: %+v, %v", ms, err)
+		}
+	})
+
+	t.Run("a session works on another replica", func(t *testing.T) {
+		// A second UI over the same database with the same key accepts the
+		// session cookie and its CSRF token: no session state in memory.
+		other, err := web.New(web.Config{Users: env.db, Orgs: env.db, Projects: env.db, Tokens: env.db, Audit: env.db,
+			Auth: env.auth, SessionKey: []byte(strings.Repeat("k", 32))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: other, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		u, _ := url.Parse(env.url)
+		req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/orgs/"+uiOrg+"/projects",
+			strings.NewReader(url.Values{"key": {"from-replica-2"}, "csrf": {csrf}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, ck := range c.Jar.Cookies(u) {
+			req.AddCookie(ck)
+		}
+		resp, err := (&http.Client{CheckRedirect: c.CheckRedirect}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("create on the other replica: status %d, want 303", resp.StatusCode)
+		}
+		if _, err := env.db.FindProject(context.Background(), uiOrg, "from-replica-2"); err != nil {
+			t.Fatal(err)
 		}
 	})
 

@@ -66,11 +66,13 @@ func (h *Handler) render(w http.ResponseWriter, r *request, status int, name str
 			v.Notice = notices[r.URL.Query().Get("done")]
 		}
 	}
+	var buf bytes.Buffer
 	t, ok := h.pages[name]
 	if !ok {
-		panic("web: no page template " + name) // a programming error, caught by every test
+		h.log.Error("web: no page template", "page", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
 	}
-	var buf bytes.Buffer
 	if err := t.Execute(&buf, v); err != nil {
 		h.log.Error("web: render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -82,7 +84,7 @@ func (h *Handler) render(w http.ResponseWriter, r *request, status int, name str
 }
 
 // renderStatus renders a page that says msg, for errors and refusals.
-func (h *Handler) renderStatus(w http.ResponseWriter, hr *http.Request, r *request, status int, msg string) {
+func (h *Handler) renderStatus(w http.ResponseWriter, r *request, status int, msg string) {
 	h.render(w, r, status, "status", &view{Title: http.StatusText(status), Data: struct {
 		Status  int
 		Message string

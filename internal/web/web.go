@@ -151,7 +151,7 @@ func New(cfg Config) (*Handler, error) {
 
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.renderStatus(w, r, nil, http.StatusForbidden, "This request came from another site and was refused.")
+		h.renderStatus(w, nil, http.StatusForbidden, "This request came from another site and was refused.")
 	}))
 	h.handler = securityHeaders(cop.Handler(mux))
 	return h, nil
@@ -265,13 +265,17 @@ func (h *Handler) authed(fn func(http.ResponseWriter, *request) error) http.Hand
 		if !safeMethod(r.Method) {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			if err := r.ParseForm(); err != nil {
-				h.renderStatus(w, r, req, http.StatusRequestEntityTooLarge, "The form is too large or malformed.")
+				if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+					h.renderStatus(w, req, http.StatusRequestEntityTooLarge, "The form is too large.")
+				} else {
+					h.renderStatus(w, req, http.StatusBadRequest, "The form could not be read.")
+				}
 				return
 			}
-		}
-		if !safeMethod(r.Method) && !h.keys.checkCSRF(req.session, r.PostFormValue("csrf")) {
-			h.renderStatus(w, r, req, http.StatusForbidden, "The form expired or did not come from this site. Reload the page and try again.")
-			return
+			if !h.keys.checkCSRF(req.session, r.PostFormValue("csrf")) {
+				h.renderStatus(w, req, http.StatusForbidden, "The form expired or did not come from this site. Reload the page and try again.")
+				return
+			}
 		}
 		h.serve(w, req, fn)
 	}
@@ -331,7 +335,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*request
 		case err == nil:
 		case sot.ErrorCode(err) == sot.EINTERNAL:
 			h.log.ErrorContext(r.Context(), "web: load session user", "err", err)
-			h.renderStatus(w, r, nil, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
+			h.renderStatus(w, nil, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
 			return nil, false
 		default:
 			p = nil // the user is gone: the session is void
@@ -363,7 +367,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *request, fn func(http.Response
 		h.log.ErrorContext(r.Context(), "web: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "Something went wrong on our side. Try again in a moment."
 	}
-	h.renderStatus(w, r.Request, r, status, msg)
+	h.renderStatus(w, r, status, msg)
 }
 
 // statusOf maps a domain error code to an HTTP status, once for the UI.
