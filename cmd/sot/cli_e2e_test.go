@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,8 +24,8 @@ import (
 )
 
 // These tests run the sot binary as a user or a CI job would: built from
-// this package, as a subprocess, against a real server (the same binary
-// running "sot serve" on 127.0.0.1 with a new SQLite file).
+// this package, as a subprocess, against a real server on 127.0.0.1 with a
+// new SQLite file (startServer).
 
 // e2eBinary builds the sot binary into a temporary directory.
 func e2eBinary(t *testing.T) string {
@@ -38,87 +36,6 @@ func e2eBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// e2eServer is a running "sot serve" subprocess.
-type e2eServer struct {
-	URL        string
-	AdminToken string
-}
-
-var e2eAdminTokenRE = regexp.MustCompile(`(?m)^admin token: (sotu_[0-9A-Za-z]+)\s*$`)
-
-// e2eStartServer starts "bin serve" on a free port with a new database and
-// further serve flags, and stops it (SIGINT) when the test ends.
-func e2eStartServer(t *testing.T, bin string, flags ...string) *e2eServer {
-	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--db", "sqlite:" + filepath.Join(dir, "sot.db")}, flags...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "SOT_ADMIN_PASSWORD=correct-horse-battery"}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	tokenc := make(chan string, 1)
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := e2eAdminTokenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case tokenc <- m[1]:
-				default:
-				}
-			}
-		}
-		cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	s := &e2eServer{URL: "http://" + addr}
-	select {
-	case s.AdminToken = <-tokenc:
-	case <-done:
-		t.Fatalf("sot serve exited early:\n%s", logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("sot serve printed no admin token within 30s")
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(s.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/readyz not ready within 20s", s.URL)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // e2eCLI runs the sot binary with a clean environment: its own HOME and
@@ -192,7 +109,7 @@ func (c *e2eCLI) jsonOK(t *testing.T, env []string, v any, args ...string) {
 
 func TestCLIEndToEnd(t *testing.T) {
 	bin := e2eBinary(t)
-	srv := e2eStartServer(t, bin)
+	srv := startServer(t, serverOpts{})
 	cli := newE2ECLI(t, bin, "SOT_URL="+srv.URL)
 	admin := []string{"SOT_TOKEN=" + srv.AdminToken}
 
@@ -385,7 +302,7 @@ func TestCLIEndToEnd(t *testing.T) {
 
 func TestCLILogin(t *testing.T) {
 	bin := e2eBinary(t)
-	srv := e2eStartServer(t, bin)
+	srv := startServer(t, serverOpts{})
 	cli := newE2ECLI(t, bin)
 	path := filepath.Join(cli.home, ".config", "sot", "credentials.json")
 

@@ -141,7 +141,7 @@ func startNginx(t *testing.T, bin, dir, listen string) {
 
 func TestNginxForwardAuth(t *testing.T) {
 	nginx := nginxPath(t)
-	srv := e2eStartServer(t, e2eBinary(t), "--check-path-template", "/{org}/{project}/...")
+	srv := startServer(t, serverOpts{CheckPathTemplate: "/{org}/{project}/..."})
 	ctx := context.Background()
 
 	// The upstream answers "hello" and counts the requests that reach it with
