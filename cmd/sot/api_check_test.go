@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -73,3 +74,35 @@ func TestAPICheckClientAddress(t *testing.T) {
 	other := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}, "allowed_cidrs": []string{"10.0.0.0/8"}})
 	s.as(t, other.Secret).do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusForbidden)
 }
+
+// BenchmarkCheck measures the check hot path in process: the real handler
+// chain (request id, client address, metrics, authentication from the
+// cache, Authorize), without the network.
+func BenchmarkCheck(b *testing.B) {
+	s := startServer(b, serverOpts{})
+	s.createOrg(b, "acme", "team")
+	s.createProjects(b, "acme", "web")
+	tok := s.createOrgToken(b, "acme", map[string]any{"scope": map[string]any{"patterns": []string{"w.*"}}, "permissions": []string{"scan"}})
+	h := s.srv.Handler()
+	req := httptest.NewRequest("GET", "/api/v1/check?org=acme&project=web", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.Secret)
+	w := &discardWriter{h: http.Header{}}
+	h.ServeHTTP(w, req)
+	if w.status != http.StatusNoContent {
+		b.Fatalf("status %d", w.status)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the status.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }

@@ -168,15 +168,19 @@ func hashPassword(pw string) (string, error) {
 	return h, nil
 }
 
-// Handler returns the server's HTTP handler.
+// Handler returns the server's HTTP handler: the API for the paths it
+// owns (dispatched without a second ServeMux, to keep the check path
+// cheap), everything else to the web UI.
 func (s *server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/api/", s.api)
-	mux.Handle("/healthz", s.api)
-	mux.Handle("/readyz", s.api)
-	mux.Handle("/metrics", s.api)
 	// The web UI (internal/web) is mounted here, at "/".
-	return mux
+	var web http.Handler = http.NotFoundHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if httpapi.Owns(r.URL.Path) {
+			s.api.ServeHTTP(w, r)
+			return
+		}
+		web.ServeHTTP(w, r)
+	})
 }
 
 // Serve serves HTTP on ln until ctx is done, then shuts down: it stops

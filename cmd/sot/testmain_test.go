@@ -52,6 +52,7 @@ type testServer struct {
 	// Logs holds the server's log (JSON lines).
 	Logs *syncBuffer
 
+	srv    *server
 	opts   serverOpts
 	cancel context.CancelFunc
 	done   chan error
@@ -101,6 +102,7 @@ func startServer(t testing.TB, opts serverOpts) *testServer {
 		DSN:           opts.DSN,
 		Stdout:        stdout.String(),
 		Logs:          logs,
+		srv:           srv,
 		opts:          opts,
 		cancel:        cancel,
 		done:          make(chan error, 1),

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -132,9 +133,8 @@ func New(cfg Config) (*API, error) {
 	a.registerAnalyses()
 	a.registerSonar()
 	a.registerOps()
-	a.mux.HandleFunc("GET /api/v1/check", a.handleCheck)
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(r.Context(), w, sot.Errorf(sot.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+		writeError(info(r.Context()), w, sot.Errorf(sot.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return a, nil
 }
@@ -142,10 +142,18 @@ func New(cfg Config) (*API, error) {
 // OpenAPI returns the API's OpenAPI document.
 func (a *API) OpenAPI() *huma.OpenAPI { return a.huma.OpenAPI() }
 
+// Owns reports whether the API serves path: "/api/…", "/healthz",
+// "/readyz" and "/metrics". Everything else is left to the web UI.
+func Owns(path string) bool {
+	return strings.HasPrefix(path, "/api/") || path == "/healthz" || path == "/readyz" || path == "/metrics"
+}
+
 // reqInfo is what the API knows about a request beyond http.Request. It is
-// allocated once per request and filled in as the request goes.
+// allocated once per request, with the response writer that records the
+// status, and filled in as the request goes.
 type reqInfo struct {
-	id        string
+	statusWriter
+	seq       uint64 // request number; the id is idPrefix + seq
 	ip        netip.Addr
 	principal *sot.Principal
 	cause     error // the internal cause of a 5xx, for the log
@@ -168,15 +176,30 @@ func principal(ctx context.Context) *sot.Principal {
 }
 
 // ServeHTTP serves a request: request id, client address, metrics and the
-// request log around the routes.
+// request log around the routes. The check endpoint is served first, with
+// no routing and no request context: it is the hot path.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ri := &reqInfo{id: a.idPrefix + strconv.FormatUint(a.idSeq.Add(1), 10), ip: clientIP(r, a.cfg.TrustedProxies)}
+	seq, ip := a.idSeq.Add(1), clientIP(r, a.cfg.TrustedProxies)
+	if r.URL.Path == checkPath && r.Method == http.MethodGet {
+		// A reqInfo of its own that does not escape: no allocation.
+		cri := reqInfo{seq: seq, ip: ip}
+		status := a.serveCheck(w, r, &cri)
+		elapsed := time.Since(start)
+		a.metrics.observe(checkRoute, status, elapsed)
+		// Log the hot path only when it fails badly.
+		if status >= http.StatusInternalServerError {
+			a.logRequest(r, &cri, checkRoute, status, elapsed)
+		}
+		return
+	}
+	ri := &reqInfo{seq: seq, ip: ip}
+	id := a.requestID(ri)
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
-	sw := &statusWriter{ResponseWriter: w}
-	sw.Header().Set("X-Request-Id", ri.id)
-	a.mux.ServeHTTP(sw, r)
-	status := sw.status
+	ri.ResponseWriter = w
+	w.Header().Set("X-Request-Id", id)
+	a.mux.ServeHTTP(&ri.statusWriter, r)
+	status := ri.status
 	if status == 0 {
 		status = http.StatusOK
 	}
@@ -186,17 +209,20 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = "unmatched"
 	}
 	a.metrics.observe(route, status, elapsed)
+	a.logRequest(r, ri, route, status, elapsed)
+}
 
-	// The check endpoint is the hot path: log it only when it fails badly.
-	if route == checkRoute && status < http.StatusInternalServerError {
-		return
-	}
+func (a *API) requestID(ri *reqInfo) string { return a.idPrefix + strconv.FormatUint(ri.seq, 10) }
+
+// logRequest writes the request log line: never a credential, only who
+// the caller is.
+func (a *API) logRequest(r *http.Request, ri *reqInfo, route string, status int, elapsed time.Duration) {
 	level := slog.LevelInfo
 	if status >= http.StatusInternalServerError {
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{
-		slog.String("request_id", ri.id),
+		slog.String("request_id", a.requestID(ri)),
 		slog.String("method", r.Method),
 		slog.String("route", route),
 		slog.String("path", r.URL.Path),

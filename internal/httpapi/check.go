@@ -10,7 +10,11 @@ import (
 	"github.com/sot-dev/sot"
 )
 
-const checkRoute = "GET /api/v1/check"
+// checkPath is the path of the check endpoint, served before routing.
+const (
+	checkPath  = "/api/v1/check"
+	checkRoute = "GET " + checkPath
+)
 
 // pathTemplate extracts the organization and the project from a request
 // URI forwarded by a reverse proxy. Segments are literals, "{org}",
@@ -90,42 +94,38 @@ var (
 	errCheckTemplate = sot.Invalid("X-Forwarded-Uri does not match the check path template", sot.FieldError{Field: "header.X-Forwarded-Uri", Message: "does not match the template"})
 )
 
-// handleCheck is GET /api/v1/check, the authorization check for reverse
+// serveCheck is GET /api/v1/check, the authorization check for reverse
 // proxies and other services: 204 allowed, 401 bad credential, 403 not
-// allowed. It is the hot path: no huma, no JSON and no allocation when the
-// answer is yes.
-func (a *API) handleCheck(w http.ResponseWriter, r *http.Request) {
+// allowed. It is the hot path: ServeHTTP calls it before any routing, and
+// it uses no huma, no JSON and no allocation of its own when the answer is
+// yes. It returns the status it wrote.
+func (a *API) serveCheck(w http.ResponseWriter, r *http.Request, ri *reqInfo) int {
 	raw := r.URL.RawQuery
 	org, project := queryValue(raw, "org"), queryValue(raw, "project")
 	if a.check != nil && org == "" {
 		if uri := r.Header.Get("X-Forwarded-Uri"); uri != "" {
 			var ok bool
 			if org, project, ok = a.check.match(uri); !ok {
-				writeError(r.Context(), w, errCheckTemplate)
-				return
+				return writeError(ri, w, errCheckTemplate)
 			}
 		}
 	}
 	if org == "" {
-		writeError(r.Context(), w, errCheckOrg)
-		return
+		return writeError(ri, w, errCheckOrg)
 	}
 	perm := sot.PermissionScan
 	if s := queryValue(raw, "permission"); s != "" {
 		p, err := sot.ParsePermission(s)
 		if err != nil {
-			writeError(r.Context(), w, sot.Invalid(err.Error(), sot.FieldError{Field: "query.permission", Message: err.Error()}))
-			return
+			return writeError(ri, w, sot.Invalid(err.Error(), sot.FieldError{Field: "query.permission", Message: err.Error()}))
 		}
 		perm = p
 	}
 	secret, ok := credential(r.Header.Get("Authorization"))
 	if !ok {
 		a.metrics.authOutcome("missing")
-		writeError(r.Context(), w, errAuthRequired)
-		return
+		return writeError(ri, w, errAuthRequired)
 	}
-	ri := info(r.Context())
 	p, err := a.authSecret(r.Context(), secret, ri.ip)
 	if err == nil {
 		ri.principal = p
@@ -134,13 +134,13 @@ func (a *API) handleCheck(w http.ResponseWriter, r *http.Request) {
 	switch sot.ErrorCode(err) {
 	case "":
 		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent
 	case sot.ENOTFOUND:
 		// The check speaks 204, 401 and 403 only: an organization the
 		// caller cannot see is simply not allowed.
-		writeError(r.Context(), w, &sot.Error{Code: sot.EFORBIDDEN, Message: sot.ErrorMessage(err)})
-	default:
-		writeError(r.Context(), w, err)
+		return writeError(ri, w, &sot.Error{Code: sot.EFORBIDDEN, Message: sot.ErrorMessage(err)})
 	}
+	return writeError(ri, w, err)
 }
 
 // queryValue returns the first value of key in the raw query, without the

@@ -19,7 +19,7 @@ func (a *API) registerOps() {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := a.cfg.Ping(ctx); err != nil {
-			writeError(r.Context(), w, sot.Internal(err))
+			writeError(info(r.Context()), w, sot.Internal(err))
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

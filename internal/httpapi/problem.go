@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -186,13 +185,12 @@ func setProblemHeaders(set func(name, value string), p *problem) {
 }
 
 // writeError writes err as a problem to a plain (non-huma) handler's
-// response.
-func writeError(ctx context.Context, w http.ResponseWriter, err error) {
+// response, keeps the cause of a 5xx in ri (may be nil) for the request log,
+// and returns the status.
+func writeError(ri *reqInfo, w http.ResponseWriter, err error) int {
 	p := problemFor(err)
-	if p.cause != nil {
-		if ri := info(ctx); ri != nil {
-			ri.cause = p.cause
-		}
+	if p.cause != nil && ri != nil {
+		ri.cause = p.cause
 	}
 	h := w.Header()
 	setProblemHeaders(h.Set, p)
@@ -200,4 +198,5 @@ func writeError(ctx context.Context, w http.ResponseWriter, err error) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
+	return p.Status
 }
