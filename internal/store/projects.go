@@ -57,22 +57,47 @@ func (db *DB) FindProject(ctx context.Context, org, key string) (*sot.Project, e
 	return &p, nil
 }
 
+// smallScope is the explicit scope size up to which a list filtered by
+// token reads the token's projects and sorts them, instead of walking the
+// organization's projects in key order and probing each: for 3 projects
+// of a 100,000-project organization that is 0.1 ms instead of 60.
+const smallScope = 2000
+
 // projectWhere returns the FROM and WHERE clauses of filter's SQL part.
-func projectWhere(orgID int64, filter sot.ProjectFilter) (string, []any) {
-	q := ` FROM projects p`
+// With fromToken the token's explicit projects drive the query; CROSS JOIN
+// makes SQLite, which keeps no statistics here, use that join order, and
+// means an ordinary join to PostgreSQL.
+func projectWhere(orgID int64, filter sot.ProjectFilter, fromToken bool) (string, []any) {
+	var q string
 	var args []any
-	if filter.TokenID != 0 {
-		q += ` JOIN token_projects tp ON tp.project_id = p.id AND tp.token_id = ?`
-		args = append(args, filter.TokenID)
+	switch {
+	case filter.TokenID != 0 && fromToken:
+		q = ` FROM token_projects tp CROSS JOIN projects p WHERE tp.token_id = ? AND p.id = tp.project_id AND p.org_id = ?`
+		args = append(args, filter.TokenID, orgID)
+	case filter.TokenID != 0:
+		q = ` FROM projects p JOIN token_projects tp ON tp.project_id = p.id AND tp.token_id = ? WHERE p.org_id = ?`
+		args = append(args, filter.TokenID, orgID)
+	default:
+		q = ` FROM projects p WHERE p.org_id = ?`
+		args = append(args, orgID)
 	}
-	q += ` WHERE p.org_id = ?`
-	args = append(args, orgID)
 	if filter.Query != "" {
 		like := likePattern(filter.Query)
 		q += ` AND (lower(p.key) LIKE ? ESCAPE '\' OR lower(p.name) LIKE ? ESCAPE '\')`
 		args = append(args, like, like)
 	}
 	return q, args
+}
+
+// smallTokenScope reports whether the token's explicit scope is small
+// enough to drive a list (see smallScope).
+func smallTokenScope(ctx context.Context, c conn, tokenID int64) (bool, error) {
+	var n int
+	err := c.queryRow(ctx, `SELECT project_count FROM tokens WHERE id = ?`, tokenID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, nil // no token: no rows either way
+	}
+	return n <= smallScope, err
 }
 
 // ListProjects lists the projects of org that filter selects, by key. A
@@ -95,7 +120,13 @@ func (db *DB) ListProjects(ctx context.Context, org string, filter sot.ProjectFi
 	if filter.Match != nil {
 		batch = max(batch, matchBatch)
 	}
-	where, args := projectWhere(oid, filter)
+	fromToken := false
+	if filter.TokenID != 0 {
+		if fromToken, err = smallTokenScope(ctx, c, filter.TokenID); err != nil {
+			return nil, "", fail("list projects", err)
+		}
+	}
+	where, args := projectWhere(oid, filter, fromToken)
 	q := `SELECT p.id, p.key, p.name, p.created_at` + where + ` AND p.key > ? ORDER BY p.key LIMIT ?`
 	var out []*sot.Project
 	for len(out) <= limit {
@@ -151,7 +182,9 @@ func (db *DB) CountProjects(ctx context.Context, org string, filter sot.ProjectF
 	if err != nil {
 		return 0, fail("count projects", err)
 	}
-	where, args := projectWhere(oid, filter)
+	// Counting reads every selected row, so the token's rows drive it
+	// whatever their number.
+	where, args := projectWhere(oid, filter, true)
 	if filter.Match == nil {
 		var n int
 		if err := c.queryRow(ctx, `SELECT COUNT(*)`+where, args...).Scan(&n); err != nil {

@@ -252,3 +252,30 @@ func TestAuditEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestListProjectsByTokenPlans lists the projects of tokens on both sides
+// of smallScope, which changes how the query is driven.
+func TestListProjectsByTokenPlans(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		benchDB(t, db)
+		keys := seedProjects(t, db, "acme", smallScope+200)
+		for _, n := range []int{smallScope, smallScope + 1} {
+			t.Run(fmt.Sprint(n), func(t *testing.T) {
+				want := keys[100 : 100+n]
+				tok := newScopedToken(want)
+				must(t, db.CreateToken(ctx, tok, sot.HashSecret(sot.NewSecret(sot.TokenKindOrg))))
+				filter := sot.ProjectFilter{TokenID: tok.ID, Query: "P0"}
+				got := collect(t, 300, func(p sot.Page) ([]*sot.Project, string, error) { return db.ListProjects(ctx, "acme", filter, p) })
+				if !slices.Equal(projectKeys(got), want) {
+					t.Fatalf("listed %d keys, want %d (first %v)", len(got), len(want), projectKeys(got[:min(3, len(got))]))
+				}
+				count, err := db.CountProjects(ctx, "acme", filter)
+				must(t, err)
+				if count != n {
+					t.Fatalf("CountProjects = %d, want %d", count, n)
+				}
+			})
+		}
+	})
+}
