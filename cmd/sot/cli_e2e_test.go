@@ -179,6 +179,15 @@ func TestCLIEndToEnd(t *testing.T) {
 	if out := cli.ok(t, allEnv, "scan", "acme", "api", report); !strings.Contains(out, "uploaded analysis") || !strings.Contains(out, a.SHA256) {
 		t.Fatalf("scan (table) = %q", out)
 	}
+	// "-" reads the report from standard input.
+	r = cli.run(t, string(body), allEnv, "scan", "acme", "web", "-", "-o", "json")
+	var fromStdin client.Analysis
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &fromStdin) != nil || fromStdin.SHA256 != a.SHA256 || fromStdin.Size != a.Size {
+		t.Fatalf("scan from stdin: %s", r)
+	}
+	if r := cli.run(t, "", allEnv, "scan", "acme", "web", t.TempDir()); r.code != 2 {
+		t.Fatalf("scan of a directory: %s, want exit 2", r)
+	}
 
 	// Exit statuses: 0 allowed, 4 not allowed, 3 bad credential, 2 usage.
 	patternEnv := []string{"SOT_TOKEN=" + pattern.Secret}

@@ -21,7 +21,7 @@ type orgCmd struct {
 type orgCreateCmd struct {
 	Key  string `arg:"" help:"Organization key."`
 	Name string `help:"Display name (default: the key)."`
-	Plan string `enum:"free,team,enterprise" default:"team" help:"Plan: free, team or enterprise (organization tokens need team or enterprise)."`
+	Plan string `enum:"free,team,enterprise" default:"free" help:"Plan: free, team or enterprise (organization tokens need team or enterprise)."`
 }
 
 func (c *orgCreateCmd) Run(ctx context.Context, g *globals, std *stdio) error {
