@@ -12,6 +12,15 @@ type completionCmd struct {
 	Shell string `arg:"" enum:"bash,zsh,fish" help:"Shell: bash, zsh or fish."`
 }
 
+// Help tells how to load the script, shown by "sot completion --help".
+func (c *completionCmd) Help() string {
+	return `Load it in the current shell, or from your shell's start-up file:
+
+  bash:  source <(sot completion bash)
+  zsh:   source <(sot completion zsh)      (after compinit)
+  fish:  sot completion fish | source`
+}
+
 func (c *completionCmd) Run(k *kong.Context, std *stdio) error {
 	cmds := completionModel(k.Model.Node)
 	var err error
