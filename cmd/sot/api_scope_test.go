@@ -129,6 +129,17 @@ func TestAPILargeExplicitScope(t *testing.T) {
 		if prev.Count != 5000 {
 			t.Fatalf("preview count = %d, want 5000", prev.Count)
 		}
+
+		// A scope of 100,000 explicit keys fits in one request body.
+		big := make([]string, 100_000)
+		for i := range big {
+			big[i] = fmt.Sprintf("svc-%05d", i)
+		}
+		s.admin(t).do("POST", "/api/v1/orgs/acme/scope-preview", map[string]any{"scope": map[string]any{"projects": big}}).
+			want(t, http.StatusOK).decode(t, &prev)
+		if prev.Count != 10_000 {
+			t.Fatalf("preview of 100,000 keys: count = %d, want 10000", prev.Count)
+		}
 	})
 }
 

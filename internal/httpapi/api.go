@@ -133,6 +133,7 @@ func New(cfg Config) (*API, error) {
 	a.registerAnalyses()
 	a.registerSonar()
 	a.registerOps()
+	a.documentCheck()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(info(r.Context()), w, sot.Errorf(sot.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/danielgtaylor/huma/v2"
 	"strings"
 
 	"github.com/sot-dev/sot"
@@ -162,4 +164,45 @@ func queryValue(raw, key string) string {
 		return v
 	}
 	return ""
+}
+
+// documentCheck adds the check endpoint, served outside huma, to the
+// OpenAPI document.
+func (a *API) documentCheck() {
+	param := func(name, doc string) *huma.Param {
+		return &huma.Param{Name: name, In: "query", Description: doc, Schema: &huma.Schema{Type: "string"}}
+	}
+	a.huma.OpenAPI().AddOperation(&huma.Operation{
+		OperationID: "check",
+		Method:      http.MethodGet,
+		Path:        checkPath,
+		Summary:     "Check whether the credential may act on a project",
+		Description: "For reverse proxies (nginx auth_request, Traefik ForwardAuth) and other services. " +
+			"Without org, and with a check path template configured, org and project are read from X-Forwarded-Uri.",
+		Tags: []string{"Authorization check"},
+		Parameters: []*huma.Param{
+			param("org", "Organization key."),
+			param("project", "Project key; empty for the organization itself."),
+			param("permission", "scan (default), browse, provision or self_rotate."),
+			{Name: "X-Forwarded-Uri", In: "header", Description: "The original request URI, matched against the check path template.", Schema: &huma.Schema{Type: "string"}},
+		},
+		Responses: map[string]*huma.Response{
+			"204": {Description: "Allowed."},
+			"400": {Description: "No organization, or an unknown permission."},
+			"401": {Description: "Missing, malformed, unknown, expired or revoked credential."},
+			"403": {Description: "Authenticated but not allowed; the detail says why."},
+		},
+	})
+	a.huma.OpenAPI().AddOperation(&huma.Operation{
+		OperationID: "sonar-server-version",
+		Method:      http.MethodGet,
+		Path:        "/api/server/version",
+		Summary:     "Server version (text/plain)",
+		Tags:        []string{"SonarQube compatibility"},
+		Security:    []map[string][]string{},
+		Responses: map[string]*huma.Response{"200": {
+			Description: "The version.",
+			Content:     map[string]*huma.MediaType{"text/plain": {Schema: &huma.Schema{Type: "string"}}},
+		}},
+	})
 }
