@@ -324,7 +324,7 @@ func TestCLILogin(t *testing.T) {
 		t.Fatalf("credentials saved after a failed login: %v", err)
 	}
 
-	r = cli.run(t, srv.AdminToken+"\n", nil, "login", "--url", srv.URL, "--token-stdin")
+	r = cli.run(t, srv.AdminToken+"\n", nil, "login", "--url", srv.URL+"/", "--token-stdin")
 	if r.code != 0 || !strings.Contains(r.stdout, "logged in to "+srv.URL+" as user admin") {
 		t.Fatalf("login: %s", r)
 	}
@@ -341,9 +341,12 @@ func TestCLILogin(t *testing.T) {
 		t.Fatalf("saved credentials %s: %v", b, err)
 	}
 
-	// Later commands use them with no flag or variable.
+	// Later commands use them with no flag or variable, or with the same URL.
 	if out := cli.ok(t, nil, "whoami"); !strings.Contains(out, "user admin") {
 		t.Fatalf("whoami after login = %q", out)
+	}
+	if out := cli.ok(t, []string{"SOT_URL=" + srv.URL}, "whoami"); !strings.Contains(out, "user admin") {
+		t.Fatalf("whoami with SOT_URL after login = %q", out)
 	}
 	// The saved token is never sent to another server.
 	other := httpRecorder(t)

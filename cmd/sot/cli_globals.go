@@ -105,7 +105,7 @@ func (g *globals) endpoint() (url, token string, err error) {
 		}
 		// A saved token belongs to the saved server: never send it to
 		// another one given by --url.
-		if url == "" || url == saved.URL {
+		if url == "" || strings.TrimSuffix(url, "/") == saved.URL {
 			url = saved.URL
 			if token == "" {
 				token = saved.Token

@@ -65,6 +65,7 @@ func (c *loginCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 	if err != nil {
 		return err
 	}
+	url = api.BaseURL()
 	path, err := saveCredentials(credentials{URL: url, Token: token})
 	if err != nil {
 		return err
