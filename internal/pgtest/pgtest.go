@@ -116,7 +116,11 @@ func (s *server) startServer() error {
 		return err
 	}
 	s.bin = bin
+	removeStale()
 	if s.dir, err = os.MkdirTemp("", "pgtest-"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return err
 	}
 	if os.Geteuid() == 0 {
@@ -165,7 +169,7 @@ func (s *server) run(data string) error {
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=32MB")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	dieWithParent(cmd.SysProcAttr)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
@@ -189,6 +193,29 @@ func (s *server) run(data string) error {
 		}
 	}
 	return errors.New("postgres did not accept connections within 30s")
+}
+
+// ownerFile holds the PID of the test binary that owns a server directory.
+const ownerFile = "owner.pid"
+
+// removeStale deletes the directories of servers whose test binary died
+// without running stop (a test timeout panics past TestMain); their
+// servers are already gone, killed with their parent.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue // being created, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // stop shuts the server down and removes its files.
