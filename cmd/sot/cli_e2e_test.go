@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -449,4 +450,63 @@ func (r *recorder) authorization() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.auth
+}
+
+// TestCLILoginInteractive drives "sot login" on a real terminal (a pty from
+// script(1)): it asks for the URL and the token, and the token typed at the
+// prompt is not echoed.
+func TestCLILoginInteractive(t *testing.T) {
+	scriptPath, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatalf("script(1) from util-linux is needed: %v", err)
+	}
+	bin := e2eBinary(t)
+	srv := startServer(t, serverOpts{})
+	home := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, scriptPath, "-q", "-e", "-c", shellQuote(bin)+" login", "/dev/null")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "TERM=dumb"}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var transcript strings.Builder
+	buf := make([]byte, 4096)
+	// waitFor reads the terminal until it shows s.
+	waitFor := func(s string) {
+		t.Helper()
+		for !strings.Contains(transcript.String(), s) {
+			n, err := pr.Read(buf)
+			transcript.Write(buf[:n])
+			if err != nil {
+				t.Fatalf("waiting for %q: %v\n%s", s, err, transcript.String())
+			}
+		}
+	}
+	go func() { cmd.Wait(); pw.Close() }()
+
+	waitFor("Server URL [" + client.DefaultURL + "]: ")
+	io.WriteString(stdin, srv.URL+"\n")
+	waitFor("Token (input hidden): ")
+	io.WriteString(stdin, srv.AdminToken+"\n")
+	rest, _ := io.ReadAll(pr)
+	transcript.Write(rest)
+
+	out := transcript.String()
+	if !strings.Contains(out, "logged in to "+srv.URL+" as user admin") {
+		t.Fatalf("transcript:\n%s", out)
+	}
+	if strings.Contains(out, srv.AdminToken) {
+		t.Fatalf("the token was echoed:\n%s", out)
+	}
+	b, err := os.ReadFile(filepath.Join(home, ".config", "sot", "credentials.json"))
+	if err != nil || !strings.Contains(string(b), srv.AdminToken) {
+		t.Fatalf("saved credentials %s: %v", b, err)
+	}
 }
