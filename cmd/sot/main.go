@@ -98,6 +98,14 @@ func parseAndRun(ctx context.Context, parser *kong.Kong, args []string, std *std
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintln(std.err, "sot:", err)
+		cmd := "sot"
+		var pe *kong.ParseError
+		if errors.As(err, &pe) && pe.Context != nil {
+			if n := pe.Context.Selected(); n != nil {
+				cmd = n.FullPath()
+			}
+		}
+		fmt.Fprintf(std.err, "Run %q for usage.\n", cmd+" --help")
 		return exitUsage
 	}
 	kctx.BindTo(ctx, (*context.Context)(nil))
