@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -392,5 +393,18 @@ func TestSonarCompatibility(t *testing.T) {
 	}
 	if err := newClient(t, s, "").Ready(ctx); err != nil {
 		t.Fatalf("Ready = %v", err)
+	}
+}
+
+// The client is for programs that talk to sot, not for the server: it must
+// not pull in the server's packages or any module beyond the standard
+// library.
+func TestStandardLibraryOnly(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	if deps := strings.Fields(string(out)); !slices.Equal(deps, []string{"github.com/sot-dev/sot/client"}) {
+		t.Fatalf("non-standard dependencies: %v", deps)
 	}
 }
