@@ -3,7 +3,9 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 )
 
 // The authorization check for reverse proxies: 204, 401 (with the
@@ -106,3 +108,30 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+
+// A client address that sends too many bad credentials gets 429 with
+// Retry-After, even with a good one, until the window passes.
+func TestAPIFailedAuthenticationLimit(t *testing.T) {
+	clock := &testClock{}
+	s := startServer(t, serverOpts{AuthFailureLimit: 3, Clock: clock})
+	s.createOrg(t, "acme", "team")
+	s.createProjects(t, "acme", "web")
+	tok := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}})
+	unknown := "sot_" + strings.Repeat("A", 36) // well-formed length, bad checksum
+	for range 3 {
+		s.as(t, unknown).do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusUnauthorized)
+	}
+	for _, path := range []string{"/api/v1/check?org=acme&project=web", "/api/v1/orgs/acme/projects"} {
+		r := s.as(t, tok.Secret).do("GET", path, nil).want(t, http.StatusTooManyRequests)
+		if p := r.problem(t); p.Type != "/problems/rate-limited" {
+			t.Fatalf("problem = %+v", p)
+		}
+		if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {
+			t.Fatalf("Retry-After = %q", ra)
+		}
+	}
+	// Requests without a credential are not throttled.
+	s.as(t, "").do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusUnauthorized)
+	clock.Advance(61 * time.Second)
+	s.as(t, tok.Secret).do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusNoContent)
+}

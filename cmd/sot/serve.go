@@ -28,6 +28,7 @@ type serveCmd struct {
 	DB                string   `name:"db" env:"SOT_DB" default:"sqlite:./sot-data/sot.db" help:"Database: sqlite:PATH or postgres://user@host:port/db?…"`
 	MaxReportSize     string   `name:"max-report-size" env:"SOT_MAX_REPORT_SIZE" default:"64MiB" help:"Largest accepted analysis report (bytes, or with KiB/MiB/GiB/KB/MB/GB)."`
 	TrustedProxies    []string `name:"trusted-proxies" env:"SOT_TRUSTED_PROXIES" sep:"," placeholder:"CIDR" help:"Networks of reverse proxies whose X-Forwarded-For is believed (comma-separated)."`
+	AuthFailureLimit  int      `name:"auth-failure-limit" env:"SOT_AUTH_FAILURE_LIMIT" default:"100" help:"Bad credentials a client address may send per minute before it gets 429 (negative: no limit)."`
 	CheckPathTemplate string   `name:"check-path-template" env:"SOT_CHECK_PATH_TEMPLATE" placeholder:"TEMPLATE" help:"Let /api/v1/check read org and project from X-Forwarded-Uri, such as /{org}/{project}/..."`
 	LogLevel          string   `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
 }
@@ -52,6 +53,7 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 		DB:                c.DB,
 		MaxReportBytes:    maxReport,
 		TrustedProxies:    proxies,
+		AuthFailureLimit:  c.AuthFailureLimit,
 		CheckPathTemplate: c.CheckPathTemplate,
 		AdminPassword:     os.Getenv("SOT_ADMIN_PASSWORD"),
 		Logger:            logger,
@@ -71,10 +73,13 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 
 // serveConfig is the configuration of a server, from flags or from a test.
 type serveConfig struct {
-	Addr              string // the listening address, for the first-start instructions
-	DB                string
-	MaxReportBytes    int64
-	TrustedProxies    []netip.Prefix
+	Addr           string // the listening address, for the first-start instructions
+	DB             string
+	MaxReportBytes int64
+	TrustedProxies []netip.Prefix
+	// AuthFailureLimit bounds bad credentials per client address per
+	// minute (0: the default; negative: no limit).
+	AuthFailureLimit  int
 	CheckPathTemplate string
 	// AdminPassword is the first start's admin password; generated when "".
 	AdminPassword string
@@ -117,6 +122,7 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		"db", redactDSN(cfg.DB),
 		"max_report_bytes", cfg.MaxReportBytes,
 		"trusted_proxies", prefixStrings(cfg.TrustedProxies),
+		"auth_failure_limit", cfg.AuthFailureLimit,
 		"check_path_template", cfg.CheckPathTemplate)
 
 	db, err := store.Open(ctx, cfg.DB, log)
@@ -143,6 +149,7 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		Version:           version,
 		MaxReportBytes:    cfg.MaxReportBytes,
 		TrustedProxies:    cfg.TrustedProxies,
+		AuthFailureLimit:  cfg.AuthFailureLimit,
 		CheckPathTemplate: cfg.CheckPathTemplate,
 	})
 	if err != nil {

@@ -33,6 +33,9 @@ type serverOpts struct {
 	MaxReportBytes    int64
 	CheckPathTemplate string
 	TrustedProxies    []netip.Prefix
+	// AuthFailureLimit is the server's; 0 means no limit, so that tests
+	// that send bad credentials on purpose are not throttled.
+	AuthFailureLimit int
 	// Clock, when set, is the server's clock (expiry tests move it).
 	Clock *testClock
 }
@@ -81,9 +84,13 @@ func startServer(t testing.TB, opts serverOpts) *testServer {
 		MaxReportBytes:    opts.MaxReportBytes,
 		TrustedProxies:    opts.TrustedProxies,
 		CheckPathTemplate: opts.CheckPathTemplate,
+		AuthFailureLimit:  -1,
 		AdminPassword:     opts.AdminPassword,
 		Logger:            slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ShutdownTimeout:   5 * time.Second,
+	}
+	if opts.AuthFailureLimit > 0 {
+		cfg.AuthFailureLimit = opts.AuthFailureLimit
 	}
 	if opts.Clock != nil {
 		cfg.Now = opts.Clock.Now

@@ -58,6 +58,10 @@ type Config struct {
 	// TrustedProxies are the networks of reverse proxies whose
 	// X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// AuthFailureLimit is how many bad credentials a client address may
+	// send per minute before it gets 429; DefaultAuthFailureLimit when 0,
+	// no limit when negative.
+	AuthFailureLimit int
 	// CheckPathTemplate, when set, lets GET /api/v1/check read the
 	// organization and project from the X-Forwarded-Uri header, such as
 	// "/{org}/{project}/..." (see ParsePathTemplate).
@@ -73,7 +77,8 @@ type API struct {
 	mux     *http.ServeMux
 	huma    huma.API
 	metrics *metrics
-	check   *pathTemplate // nil without Config.CheckPathTemplate
+	check   *pathTemplate   // nil without Config.CheckPathTemplate
+	limiter *failureLimiter // nil without a limit
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -90,6 +95,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.MaxReportBytes <= 0 {
 		cfg.MaxReportBytes = DefaultMaxReportBytes
 	}
+	if cfg.AuthFailureLimit == 0 {
+		cfg.AuthFailureLimit = DefaultAuthFailureLimit
+	}
 	if cfg.Ping == nil {
 		cfg.Ping = func(context.Context) error { return nil }
 	}
@@ -102,6 +110,9 @@ func New(cfg Config) (*API, error) {
 		mux:      http.NewServeMux(),
 		metrics:  newMetrics(),
 		idPrefix: hex.EncodeToString(seed[:]) + "-",
+	}
+	if cfg.AuthFailureLimit > 0 {
+		a.limiter = newFailureLimiter(cfg.AuthFailureLimit)
 	}
 	if cfg.CheckPathTemplate != "" {
 		t, err := ParsePathTemplate(cfg.CheckPathTemplate)
@@ -309,10 +320,20 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 
 var errAuthRequired = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "authentication required: send Authorization: Bearer <token>"}
 
-// authSecret authenticates a secret and counts the outcome.
+// authSecret authenticates a secret, counts the outcome, and refuses a
+// client address that sent too many bad credentials.
 func (a *API) authSecret(ctx context.Context, secret string, ip netip.Addr) (*sot.Principal, error) {
+	if a.limiter != nil {
+		if d := a.limiter.wait(ip, a.now()); d > 0 {
+			a.metrics.authOutcome("rate_limited")
+			return nil, rateLimited(d)
+		}
+	}
 	p, err := a.cfg.Auth.AuthenticateSecret(ctx, secret, ip)
 	a.metrics.authOutcome(authReason(err))
+	if a.limiter != nil && sot.ErrorCode(err) == sot.EUNAUTHENTICATED {
+		a.limiter.fail(ip, a.now())
+	}
 	return p, err
 }
 

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -21,8 +23,9 @@ type problem struct {
 	Detail string           `json:"detail,omitempty"`
 	Errors []sot.FieldError `json:"errors,omitempty" doc:"The offending fields, by JSON path."`
 
-	code  string // the sot error code
-	cause error  // the internal cause of a 5xx, logged and never shown
+	code       string // the sot error code
+	cause      error  // the internal cause of a 5xx, logged and never shown
+	retryAfter string // seconds, for a 429
 }
 
 // Error implements error with the user-safe detail.
@@ -180,7 +183,11 @@ func setProblemHeaders(set func(name, value string), p *problem) {
 	case http.StatusUnauthorized:
 		set("WWW-Authenticate", challenge)
 	case http.StatusTooManyRequests:
-		set("Retry-After", "60")
+		ra := p.retryAfter
+		if ra == "" {
+			ra = strconv.Itoa(int(authFailureWindow / time.Second))
+		}
+		set("Retry-After", ra)
 	}
 }
 
