@@ -24,27 +24,34 @@ func TestAPICheck(t *testing.T) {
 			name, token, query, uri string
 			basic                   bool
 			status                  int
+			method                  string // default GET
 		}{
-			{"allowed", tok.Secret, "?org=acme&project=web", "", false, 204},
-			{"allowed with basic auth", tok.Secret, "?org=acme&project=web&permission=scan", "", true, 204},
-			{"out of scope", tok.Secret, "?org=acme&project=api", "", false, 403},
-			{"missing permission", tok.Secret, "?org=acme&project=web&permission=browse", "", false, 403},
-			{"other org", tok.Secret, "?org=globex&project=web", "", false, 403},
-			{"no credential", "", "?org=acme&project=web", "", false, 401},
-			{"bad checksum", bad, "?org=acme&project=web", "", false, 401},
-			{"garbage", "hello", "?org=acme&project=web", "", false, 401},
-			{"forwarded uri allowed", tok.Secret, "", "/acme/web/some/file?x=1", false, 204},
-			{"forwarded uri out of scope", tok.Secret, "", "/acme/api/", false, 403},
-			{"forwarded uri no match", tok.Secret, "", "/acme", false, 400},
-			{"no org", tok.Secret, "?project=web", "", false, 400},
-			{"unknown permission", tok.Secret, "?org=acme&project=web&permission=fly", "", false, 400},
+			{"allowed", tok.Secret, "?org=acme&project=web", "", false, 204, ""},
+			{"allowed with basic auth", tok.Secret, "?org=acme&project=web&permission=scan", "", true, 204, ""},
+			{"out of scope", tok.Secret, "?org=acme&project=api", "", false, 403, ""},
+			{"missing permission", tok.Secret, "?org=acme&project=web&permission=browse", "", false, 403, ""},
+			{"other org", tok.Secret, "?org=globex&project=web", "", false, 403, ""},
+			{"no credential", "", "?org=acme&project=web", "", false, 401, ""},
+			{"bad checksum", bad, "?org=acme&project=web", "", false, 401, ""},
+			{"garbage", "hello", "?org=acme&project=web", "", false, 401, ""},
+			{"forwarded uri allowed", tok.Secret, "", "/acme/web/some/file?x=1", false, 204, ""},
+			{"forwarded uri out of scope", tok.Secret, "", "/acme/api/", false, 403, ""},
+			{"forwarded uri no match", tok.Secret, "", "/acme", false, 400, ""},
+			{"no org", tok.Secret, "?project=web", "", false, 400, ""},
+			{"unknown permission", tok.Secret, "?org=acme&project=web&permission=fly", "", false, 400, ""},
+			{"subrequest of a POST", tok.Secret, "?org=acme&project=web", "", false, 204, "POST"},
+			{"HEAD", tok.Secret, "?org=acme&project=api", "", false, 403, "HEAD"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				c := &apiClient{t: t, base: s.URL, token: tc.token, basic: tc.basic}
 				if tc.uri != "" {
 					c.header = http.Header{"X-Forwarded-Uri": {tc.uri}}
 				}
-				r := c.do("GET", "/api/v1/check"+tc.query, nil).want(t, tc.status)
+				method := "GET"
+				if tc.method != "" {
+					method = tc.method
+				}
+				r := c.do(method, "/api/v1/check"+tc.query, nil).want(t, tc.status)
 				switch tc.status {
 				case http.StatusNoContent:
 					if len(r.Body) != 0 || r.Header.Get("Content-Type") != "" {

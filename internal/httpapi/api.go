@@ -193,7 +193,9 @@ func principal(ctx context.Context) *sot.Principal {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	seq, ip := a.idSeq.Add(1), clientIP(r, a.cfg.TrustedProxies)
-	if r.URL.Path == checkPath && r.Method == http.MethodGet {
+	// Any method: an nginx auth_request subrequest carries the method of
+	// the request it guards (a POST upload is checked with a POST).
+	if r.URL.Path == checkPath {
 		// A reqInfo of its own that does not escape: no allocation.
 		cri := reqInfo{seq: seq, ip: ip}
 		status := a.serveCheck(w, r, &cri)
