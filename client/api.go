@@ -348,13 +348,10 @@ func (c *Client) AnalysisReport(ctx context.Context, org, project string, id int
 // Check asks whether the client's credential may use permission on the
 // project: (true, nil) when allowed, (false, nil) when the credential is
 // valid but not allowed, and an *Error with Status 401 when the credential
-// itself is bad (missing, unknown, expired or revoked).
+// itself is bad (missing, unknown, expired or revoked). An empty permission
+// means scan.
 func (c *Client) Check(ctx context.Context, org, project, permission string) (bool, error) {
-	q := url.Values{"org": {org}, "project": {project}}
-	if permission != "" {
-		q.Set("permission", permission)
-	}
-	err := c.do(ctx, http.MethodGet, "/api/v1/check", q, nil, nil)
+	err := c.Authorize(ctx, org, project, permission)
 	switch {
 	case err == nil:
 		return true, nil
@@ -362,6 +359,18 @@ func (c *Client) Check(ctx context.Context, org, project, permission string) (bo
 		return false, nil
 	}
 	return false, err
+}
+
+// Authorize is Check with the server's reason: nil when allowed, an *Error
+// with Status 403 whose Detail names the missing permission or says that
+// the project is outside the token's scope, or one with Status 401 for a
+// bad credential.
+func (c *Client) Authorize(ctx context.Context, org, project, permission string) error {
+	q := url.Values{"org": {org}, "project": {project}}
+	if permission != "" {
+		q.Set("permission", permission)
+	}
+	return c.do(ctx, http.MethodGet, "/api/v1/check", q, nil, nil)
 }
 
 // SonarQube Cloud compatibility

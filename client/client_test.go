@@ -166,6 +166,17 @@ func TestOrgTokenLifecycle(t *testing.T) {
 		}
 	}
 
+	// Authorize gives the reason for a refusal.
+	if err := tok.Authorize(ctx, "acme", "api", client.PermissionScan); !client.IsForbidden(err) || !strings.Contains(err.Error(), "scope") {
+		t.Fatalf("Authorize outside the scope = %v, want a 403 naming the scope", err)
+	}
+	if err := tok.Authorize(ctx, "acme", "web", client.PermissionProvision); !client.IsForbidden(err) || !strings.Contains(err.Error(), "provision") {
+		t.Fatalf("Authorize without the permission = %v, want a 403 naming provision", err)
+	}
+	if err := tok.Authorize(ctx, "acme", "web", ""); err != nil {
+		t.Fatalf("Authorize(scan by default) = %v", err)
+	}
+
 	var keys []string
 	for p, err := range tok.Projects(ctx, "acme", "") {
 		if err != nil {

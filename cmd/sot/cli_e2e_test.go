@@ -229,6 +229,10 @@ func TestCLIEndToEnd(t *testing.T) {
 			}
 		})
 	}
+	// A refusal prints the server's reason.
+	if r := cli.run(t, "", patternEnv, "check", "acme", "web", "--permission", "browse"); !strings.Contains(r.stderr, "outside the token's scope (HTTP 403)") {
+		t.Fatalf("check outside the scope: %s", r)
+	}
 	// Field errors from the server are printed.
 	r = cli.run(t, "", admin, "token", "create", "acme", "--name", "x", "--pattern", "web-(.*", "--permission", "scan", "--expires", "30d")
 	if r.code != 1 || !strings.Contains(r.stderr, "scope.patterns[0]") {

@@ -143,23 +143,20 @@ func (c *checkCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 	if err != nil {
 		return err
 	}
-	ok, err := api.Check(ctx, c.Org, c.Project, c.Permission)
-	if err != nil {
+	err = api.Authorize(ctx, c.Org, c.Project, c.Permission)
+	if err != nil && !client.IsForbidden(err) {
 		return err
 	}
+	allowed := err == nil
 	if g.json() {
-		if err := writeJSON(std.out, map[string]bool{"allowed": ok}); err != nil {
-			return err
+		if werr := writeJSON(std.out, map[string]bool{"allowed": allowed}); werr != nil {
+			return werr
 		}
-	} else if ok {
+	} else if allowed {
 		fmt.Fprintf(std.out, "allowed: %s on %s/%s\n", c.Permission, c.Org, c.Project)
 	}
-	if !ok {
-		// Denied is exit status 4, like any 403; reportError does the mapping.
-		return &client.Error{Status: 403, Title: "Forbidden",
-			Detail: fmt.Sprintf("not allowed: %s on %s/%s", c.Permission, c.Org, c.Project)}
-	}
-	return nil
+	// Not allowed is exit status 4, like any 403, with the server's reason.
+	return err
 }
 
 type auditCmd struct {
