@@ -65,6 +65,51 @@ func DSN(t testing.TB) string {
 		t.Fatal("pgtest: call pgtest.Main(m) from TestMain to use pgtest.DSN")
 	}
 	s.once.Do(s.start)
+	return s.dsn(t)
+}
+
+// Server is a PostgreSQL server of one test, for tests that stop and
+// start it: the shared server of DSN stays up for the other tests.
+type Server struct{ s *server }
+
+// Start starts a server for t alone and removes it when t ends. Like DSN
+// it skips t when PostgreSQL is not available.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &server{}
+	s.once.Do(s.start)
+	t.Cleanup(s.stop)
+	s.check(t)
+	return &Server{s: s}
+}
+
+// DSN returns the URL of a new, empty database on the server, dropped
+// when t ends.
+func (p *Server) DSN(t testing.TB) string {
+	t.Helper()
+	return p.s.dsn(t)
+}
+
+// Stop shuts the server down as an operator's restart does (fast
+// shutdown: every session is ended), keeping its data.
+func (p *Server) Stop(t testing.TB) {
+	t.Helper()
+	p.s.halt()
+}
+
+// Start starts the stopped server again on the same port and data, so
+// that DSNs stay valid.
+func (p *Server) Start(t testing.TB) {
+	t.Helper()
+	if err := p.s.run(filepath.Join(p.s.dir, "data"), p.s.port); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
+}
+
+// check skips t when this machine cannot run PostgreSQL (unless the
+// environment requires it) and fails t when the server did not start.
+func (s *server) check(t testing.TB) {
+	t.Helper()
 	if s.err != nil {
 		var u *unavailableError
 		if errors.As(s.err, &u) && os.Getenv(RequireEnv) != "1" {
@@ -72,11 +117,20 @@ func DSN(t testing.TB) string {
 		}
 		t.Fatalf("pgtest: %v", s.err)
 	}
+}
+
+// dsn creates a database for t on the started server s.
+func (s *server) dsn(t testing.TB) string {
+	t.Helper()
+	s.check(t)
 	name := fmt.Sprintf("test_%d_%d", os.Getpid(), s.seq.Add(1))
 	if err := s.tool("createdb", name); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
+		if s.cmd == nil {
+			return // the test stopped the server; stop removes the data
+		}
 		if err := s.tool("dropdb", "--force", name); err != nil {
 			t.Errorf("pgtest: %v", err)
 		}
@@ -142,21 +196,21 @@ func (s *server) startServer() error {
 	}
 	// A free port can be taken between choosing and binding it: retry.
 	for attempt := 0; ; attempt++ {
-		err = s.run(data)
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		err = s.run(data, port)
 		if err == nil || attempt == 2 {
 			return err
 		}
 	}
 }
 
-// run starts postgres as a child process on a free port and waits until
-// it accepts connections. The child gets SIGQUIT (immediate shutdown) if
+// run starts postgres as a child process on port and waits until it
+// accepts connections. The child gets SIGQUIT (immediate shutdown) if
 // this process dies without calling stop, so no server outlives its tests.
-func (s *server) run(data string) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
+func (s *server) run(data string, port int) error {
 	s.port = port
 	logPath := filepath.Join(s.dir, "postgres.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
@@ -220,6 +274,15 @@ func removeStale() {
 
 // stop shuts the server down and removes its files.
 func (s *server) stop() {
+	s.halt()
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+		s.dir = ""
+	}
+}
+
+// halt shuts the server down, keeping its files.
+func (s *server) halt() {
 	if s.cmd != nil {
 		s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown: ends sessions, no wait for clients
 		select {
@@ -229,10 +292,6 @@ func (s *server) stop() {
 			<-s.done
 		}
 		s.cmd = nil
-	}
-	if s.dir != "" {
-		os.RemoveAll(s.dir)
-		s.dir = ""
 	}
 }
 

@@ -8,11 +8,10 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
-// psql runs one statement on dsn with the server's psql and returns its
-// unaligned output.
-func psql(t *testing.T, dsn, stmt string) string {
+// psql runs one statement on dsn with the psql of server s and returns
+// its unaligned output.
+func psql(t *testing.T, s *server, dsn, stmt string) string {
 	t.Helper()
-	s := current.Load()
 	out, err := s.command("psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", stmt).CombinedOutput()
 	if err != nil {
 		t.Fatalf("psql %q: %v: %s", stmt, err, out)
@@ -28,11 +27,11 @@ func TestDSNGivesFreshDatabases(t *testing.T) {
 	if !strings.HasPrefix(a, "postgres://postgres@127.0.0.1:") {
 		t.Fatalf("DSN %s is not on 127.0.0.1", a)
 	}
-	psql(t, a, "CREATE TABLE t (x int)")
-	if got := psql(t, b, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); got != "0" {
+	psql(t, current.Load(), a, "CREATE TABLE t (x int)")
+	if got := psql(t, current.Load(), b, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); got != "0" {
 		t.Fatalf("second database has %s tables, want 0", got)
 	}
-	if got := psql(t, a, "SELECT current_setting('fsync')"); got != "off" {
+	if got := psql(t, current.Load(), a, "SELECT current_setting('fsync')"); got != "off" {
 		t.Fatalf("fsync = %s", got)
 	}
 }
@@ -47,5 +46,19 @@ func TestFindBinaries(t *testing.T) {
 	}
 	if !executable(dir + "/pg_isready") {
 		t.Fatalf("%s has no pg_isready", dir)
+	}
+}
+
+func TestServerRestartKeepsData(t *testing.T) {
+	p := Start(t)
+	dsn := p.DSN(t)
+	psql(t, p.s, dsn, "CREATE TABLE t (x int); INSERT INTO t VALUES (42)")
+	p.Stop(t)
+	if out, err := p.s.command("psql", "-X", "-At", "-d", dsn, "-c", "SELECT 1").CombinedOutput(); err == nil {
+		t.Fatalf("psql succeeded on a stopped server: %s", out)
+	}
+	p.Start(t)
+	if got := psql(t, p.s, dsn, "SELECT x FROM t"); got != "42" {
+		t.Fatalf("after restart: %q, want 42", got)
 	}
 }
