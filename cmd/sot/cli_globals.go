@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,8 +128,16 @@ func (g *globals) client() (*client.Client, error) {
 	return newClient(url, token)
 }
 
+// newClient returns an API client for the CLI. A CI step must not hang on a
+// server that accepted the connection and never answers, so the transport
+// bounds the wait for response headers (counted after the upload is sent).
 func newClient(url, token string) (*client.Client, error) {
-	c, err := client.New(url, token, client.WithUserAgent("sot-cli/"+version), client.WithPageSize(200))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 2 * time.Minute
+	c, err := client.New(url, token,
+		client.WithHTTPClient(&http.Client{Transport: tr}),
+		client.WithUserAgent("sot-cli/"+version),
+		client.WithPageSize(200))
 	if err != nil {
 		return nil, usageErrorf("%v", err)
 	}
