@@ -151,9 +151,6 @@ func New(cfg Config) (*API, error) {
 	return a, nil
 }
 
-// OpenAPI returns the API's OpenAPI document.
-func (a *API) OpenAPI() *huma.OpenAPI { return a.huma.OpenAPI() }
-
 // Owns reports whether the API serves path: "/api/…", "/healthz",
 // "/readyz" and "/metrics". Everything else is left to the web UI.
 func Owns(path string) bool {
@@ -283,7 +280,6 @@ type authMode int
 const (
 	authRequired authMode = iota
 	authOptional          // authenticate when a credential is given; never refuse
-	authNone              // public
 )
 
 const authKey = "auth"
@@ -292,10 +288,6 @@ const authKey = "auth"
 // into the principal, before any body is read.
 func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 	mode, _ := ctx.Operation().Metadata[authKey].(authMode)
-	if mode == authNone {
-		next(ctx)
-		return
-	}
 	ri := info(ctx.Context())
 	secret, ok := credential(ctx.Header("Authorization"))
 	if !ok {

@@ -23,7 +23,6 @@ type problem struct {
 	Detail string           `json:"detail,omitempty"`
 	Errors []sot.FieldError `json:"errors,omitempty" doc:"The offending fields, by JSON path."`
 
-	code       string // the sot error code
 	cause      error  // the internal cause of a 5xx, logged and never shown
 	retryAfter string // seconds, for a 429
 }
@@ -90,11 +89,10 @@ func problemFor(err error) *problem {
 		return p
 	}
 	code := sot.ErrorCode(err)
-	k, ok := kinds[code]
-	if !ok {
-		code, k = sot.EINTERNAL, kinds[sot.EINTERNAL]
+	if _, ok := kinds[code]; !ok {
+		code = sot.EINTERNAL
 	}
-	p = &problem{Type: "/problems/" + k.slug, Title: k.title, Status: k.status, code: code}
+	p = newProblem(code)
 	if code == sot.EINTERNAL {
 		p.Detail = "internal error"
 		p.cause = err
@@ -103,6 +101,11 @@ func problemFor(err error) *problem {
 	p.Detail = sot.ErrorMessage(err)
 	p.Errors = sot.ErrorFields(err)
 	return p
+}
+
+func newProblem(code string) *problem {
+	k := kinds[code]
+	return &problem{Type: "/problems/" + k.slug, Title: k.title, Status: k.status}
 }
 
 // newHumaError is huma.NewError for this API: huma's own errors (422
@@ -117,15 +120,14 @@ func newHumaError(status int, msg string, errs ...error) huma.StatusError {
 		return problemFor(errs[0])
 	}
 	code := codeForStatus(status)
-	k := kinds[code]
-	p := &problem{Type: "/problems/" + k.slug, Title: k.title, Status: k.status, code: code}
+	p := newProblem(code)
 	if code == sot.EINTERNAL {
 		p.Detail = "internal error"
 		p.cause = errors.Join(append([]error{errors.New(msg)}, errs...)...)
 		return p
 	}
 	p.Detail = msg
-	if status == http.StatusUnprocessableEntity {
+	if msg == "validation failed" {
 		p.Detail = "invalid request"
 	}
 	for _, e := range errs {

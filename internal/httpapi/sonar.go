@@ -51,7 +51,7 @@ type orgSearchOutput struct {
 const maxSonarOrgs = 10_000
 
 func (a *API) registerSonar() {
-	huma.Register(a.huma, withAuth(operation(http.MethodGet, "/api/authentication/validate", "sonar-validate", "SonarQube compatibility", "Check whether the credential is valid (always 200)", http.StatusOK), authOptional),
+	huma.Register(a.huma, optionalAuth(operation(http.MethodGet, "/api/authentication/validate", "sonar-validate", "SonarQube compatibility", "Check whether the credential is valid (always 200)", http.StatusOK)),
 		func(ctx context.Context, _ *struct{}) (*validateOutput, error) {
 			out := &validateOutput{}
 			out.Body.Valid = principal(ctx) != nil

@@ -236,11 +236,9 @@ func operation(method, path, id, tag, summary string, status int) huma.Operation
 	}
 }
 
-// withAuth returns op with another authentication mode.
-func withAuth(op huma.Operation, mode authMode) huma.Operation {
-	op.Metadata = map[string]any{authKey: mode}
-	if mode == authNone {
-		op.Security = []map[string][]string{}
-	}
+// optionalAuth returns op for a caller that may send no credential, or a
+// bad one.
+func optionalAuth(op huma.Operation) huma.Operation {
+	op.Metadata = map[string]any{authKey: authOptional}
 	return op
 }
