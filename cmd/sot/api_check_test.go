@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -80,8 +81,40 @@ func TestAPICheckClientAddress(t *testing.T) {
 	c.header = http.Header{"X-Forwarded-For": {"203.0.113.9"}}
 	c.do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusNoContent)
 
-	other := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}, "allowed_cidrs": []string{"10.0.0.0/8"}})
+	other := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}, "allowed_cidrs": []string{"203.0.113.0/24"}})
 	s.as(t, other.Secret).do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusForbidden)
+
+	// Behind a trusted proxy, the client is the last untrusted hop.
+	proxied := startServer(t, serverOpts{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	proxied.createOrg(t, "acme", "team")
+	proxied.createProjects(t, "acme", "web")
+	tok = proxied.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}, "allowed_cidrs": []string{"203.0.113.0/24"}})
+	for _, tc := range []struct {
+		name   string
+		xff    []string
+		status int
+	}{
+		{"client in the allowed network", []string{"203.0.113.9"}, http.StatusNoContent},
+		{"forged first hop", []string{"203.0.113.9, 198.51.100.7"}, http.StatusForbidden},
+		{"through two trusted proxies", []string{"203.0.113.9, 127.0.0.2"}, http.StatusNoContent},
+		{"no header: the proxy itself", nil, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := proxied.as(t, tok.Secret)
+			if tc.xff != nil {
+				c.header = http.Header{"X-Forwarded-For": tc.xff}
+			}
+			c.do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, tc.status)
+		})
+	}
+	c = proxied.as(t, tok.Secret)
+	c.header = http.Header{"X-Forwarded-For": {"203.0.113.9"}}
+	c.do("POST", "/api/v1/orgs/acme/projects/web/analyses", []byte("r")).want(t, http.StatusCreated)
+	var l listBody[auditBody]
+	proxied.admin(t).do("GET", "/api/v1/orgs/acme/audit?action=analysis.submitted", nil).want(t, http.StatusOK).decode(t, &l)
+	if len(l.Items) != 1 || l.Items[0].IP != "203.0.113.9" {
+		t.Fatalf("audit of the upload = %+v, want ip 203.0.113.9", l.Items)
+	}
 }
 
 // BenchmarkCheck measures the check hot path in process: the real handler

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -120,9 +121,15 @@ func startServer(t testing.TB, opts serverOpts) *testServer {
 		if err := s.Stop(); err != nil {
 			t.Errorf("server stop: %v", err)
 		}
+		if m := secretRE.FindString(logs.String()); m != "" {
+			t.Errorf("the server logged a secret: %s…", m[:8])
+		}
 	})
 	return s
 }
+
+// secretRE matches a whole token secret (a hint, "sot_…a1b2", does not).
+var secretRE = regexp.MustCompile(`sotu?_[0-9A-Za-z]{36}`)
 
 // adminTokenFrom returns the token of the "admin token: " line, or "".
 func adminTokenFrom(stdout string) string {
