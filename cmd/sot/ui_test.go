@@ -812,6 +812,32 @@ func TestUIForms(t *testing.T) {
 		}
 	})
 
+	t.Run("mixed scope is explained", func(t *testing.T) {
+		// The API can make a token with patterns and explicit projects; the
+		// UI's chooser has one mode at a time and says so.
+		org, err := env.db.FindOrg(context.Background(), uiOrg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, secret, err := sot.PrepareOrgToken(org, sot.UserRef{ID: memberID(t, env, uiAdmin), Login: uiAdmin}, sot.TokenRequest{
+			Name: "mixed", Scope: sot.Scope{Patterns: []string{"team-.*"}, Projects: []string{"svc-0001", "svc-0002"}},
+			Permissions: sot.NewPermissionSet(sot.PermissionScan), Expiry: sot.Expiry{In: "7d"},
+		}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.db.CreateToken(context.Background(), tok, sot.HashSecret(secret)); err != nil {
+			t.Fatal(err)
+		}
+		st, page := get(t, c, env.url+"/orgs/"+uiOrg+"/tokens/"+strconv.FormatInt(tok.ID, 10))
+		if st != http.StatusOK || !strings.Contains(page, "both patterns and 2 explicit projects") {
+			t.Fatalf("detail of a mixed token: status %d, no explanation", st)
+		}
+		if !strings.Contains(page, `id="covered-count">5<`) {
+			t.Fatal("covered projects of the mixed token are not 3 team-* and 2 explicit")
+		}
+	})
+
 	t.Run("security headers", func(t *testing.T) {
 		resp, err := c.Get(env.url + "/orgs/" + uiOrg)
 		if err != nil {
@@ -851,6 +877,9 @@ func TestUIForms(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/orgs/"+uiFreeOrg {
 			t.Fatalf("switch: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if st, _ := get(t, c, env.url+"/login"); st != http.StatusSeeOther {
+			t.Fatalf("login page while signed in: %d, want a redirect", st)
 		}
 		if st, _ := get(t, c, env.url+"/switch?org=nope"); st != http.StatusNotFound {
 			t.Fatalf("switch to an unknown organization: %d, want 404", st)

@@ -16,6 +16,12 @@ type loginData struct {
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if _, err := h.keys.parseSession(c.Value, h.now()); err == nil {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+	}
 	h.render(w, nil, http.StatusOK, "login", &view{Title: "Sign in", Data: loginData{Next: safeNext(r.URL.Query().Get("next"))}})
 }
 

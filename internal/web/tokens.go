@@ -541,6 +541,9 @@ type detailData struct {
 	CIDRs       string
 	Fields      map[string]string
 	Scope       scopeForm
+	// Mixed is set for a token with both patterns and explicit projects
+	// (made through the API): the chooser offers one mode at a time.
+	Mixed       bool
 	Covered     []*sot.Project
 	CoveredN    int
 	CoveredNext string
@@ -568,6 +571,7 @@ func (h *Handler) detailData(t *sot.Token) *detailData {
 		cidrs[i] = c.String()
 	}
 	d.CIDRs = strings.Join(cidrs, "\n")
+	d.Mixed = len(t.Scope.Patterns) > 0 && len(t.Scope.Projects) > 0
 	switch {
 	case len(t.Scope.Patterns) > 0:
 		d.Scope.Mode = "patterns"
