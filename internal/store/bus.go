@@ -114,6 +114,9 @@ func (db *DB) listen(cfg *pgx.ConnConfig) func() {
 			return pgx.ConnectConfig(ctx, cfg)
 		},
 		LogError: func(ctx context.Context, err error) {
+			if ctx.Err() != nil {
+				return // Close interrupted a (re)connection: not a fault
+			}
 			db.logger.WarnContext(ctx, "change listener", "err", err)
 		},
 		ReconnectDelay: time.Second,
