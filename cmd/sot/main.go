@@ -33,7 +33,8 @@ const (
 type cli struct {
 	globals
 
-	Serve serveCmd `cmd:"" help:"Run the sot server."`
+	Serve       serveCmd       `cmd:"" help:"Run the sot server."`
+	MigrateData migrateDataCmd `cmd:"" name:"migrate-data" help:"Copy a whole deployment into a new, empty database (such as SQLite to PostgreSQL), then check row counts."`
 
 	Login  loginCmd  `cmd:"" help:"Save a server URL and token for the other commands (verified first)."`
 	Logout logoutCmd `cmd:"" help:"Forget the saved URL and token."`
