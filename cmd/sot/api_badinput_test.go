@@ -54,6 +54,7 @@ func TestAPIBadInput(t *testing.T) {
 			{"unknown project", "POST", "/api/v1/orgs/acme/projects/nope/analyses", `report`, 404, "not-found", "", ""},
 			{"unknown endpoint", "GET", "/api/v1/nothing-here", ``, 404, "not-found", "", ""},
 			{"oversized report", "POST", "/api/v1/orgs/acme/projects/web/analyses", strings.Repeat("x", 1025), 413, "too-large", "", ""},
+			{"much oversized report", "POST", "/api/v1/orgs/acme/projects/web/analyses", strings.Repeat("x", 4<<20), 413, "too-large", "", "limit of 1024 bytes"},
 			{"oversized JSON", "POST", "/api/v1/orgs/acme/projects", huge, 413, "too-large", "", ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -25,8 +26,16 @@ type uploadInput struct {
 	contentLength int64
 }
 
+// reportReadTimeout bounds the upload of one report, so a client that
+// stops sending does not hold a connection for ever (the server has no
+// overall read timeout, since reports are large).
+const reportReadTimeout = 15 * time.Minute
+
 // Resolve captures the request body for the handler.
 func (in *uploadInput) Resolve(ctx huma.Context) []error {
+	// An error only means the writer takes no deadlines: the upload then
+	// runs under the server's own timeouts.
+	_ = ctx.SetReadDeadline(time.Now().Add(reportReadTimeout))
 	in.body = ctx.BodyReader()
 	in.contentLength = -1
 	if v := ctx.Header("Content-Length"); v != "" {
