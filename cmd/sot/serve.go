@@ -25,11 +25,11 @@ import (
 // serveCmd runs the server.
 type serveCmd struct {
 	Addr              string   `name:"addr" env:"SOT_ADDR" default:"127.0.0.1:8080" help:"Address to listen on."`
-	DB                string   `name:"db" env:"SOT_DB" default:"sqlite:./sot-data/sot.db" help:"Database: sqlite:PATH or postgres://user@host:port/db?…"`
+	DB                string   `name:"db" env:"SOT_DB" default:"sqlite:./sot-data/sot.db" help:"Database: sqlite:PATH, or a postgres://user@host:port/db URL."`
 	MaxReportSize     string   `name:"max-report-size" env:"SOT_MAX_REPORT_SIZE" default:"64MiB" help:"Largest accepted analysis report (bytes, or with KiB/MiB/GiB/KB/MB/GB)."`
 	TrustedProxies    []string `name:"trusted-proxies" env:"SOT_TRUSTED_PROXIES" sep:"," placeholder:"CIDR" help:"Networks of reverse proxies whose X-Forwarded-For is believed (comma-separated)."`
 	AuthFailureLimit  int      `name:"auth-failure-limit" env:"SOT_AUTH_FAILURE_LIMIT" default:"100" help:"Bad credentials a client address may send per minute before it gets 429 (negative: no limit)."`
-	CheckPathTemplate string   `name:"check-path-template" env:"SOT_CHECK_PATH_TEMPLATE" placeholder:"TEMPLATE" help:"Let /api/v1/check read org and project from X-Forwarded-Uri, such as /{org}/{project}/..."`
+	CheckPathTemplate string   `name:"check-path-template" env:"SOT_CHECK_PATH_TEMPLATE" placeholder:"TEMPLATE" help:"Let /api/v1/check read org and project from X-Forwarded-Uri with this template (such as \"/{org}/{project}/...\")."`
 	LogLevel          string   `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
 }
 
