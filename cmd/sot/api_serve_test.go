@@ -236,3 +236,32 @@ func TestServeBadDatabase(t *testing.T) {
 		})
 	}
 }
+
+// Bad serve flags are usage errors (status 2), reported before anything
+// is opened or printed.
+func TestServeBadFlags(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "sot.db")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"check path template", []string{"--check-path-template", "/{repo}/x"}},
+		{"report size", []string{"--max-report-size", "lots"}},
+		{"trusted proxies", []string{"--trusted-proxies", "10.0.0.0/8,nonsense"}},
+		{"log level", []string{"--log-level", "loud"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, tc.args...)
+			if code := run(args, &stdio{in: strings.NewReader(""), out: &out, err: &errOut}); code != exitUsage {
+				t.Fatalf("exit status %d, want %d; stderr:\n%s", code, exitUsage, errOut.String())
+			}
+			if out.Len() != 0 {
+				t.Fatalf("printed on stdout:\n%s", out.String())
+			}
+		})
+	}
+	if _, err := os.Stat(strings.TrimPrefix(db, "sqlite:")); err == nil {
+		t.Fatal("a bad command line created the database")
+	}
+}

@@ -48,6 +48,11 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 	if err != nil {
 		return usageErrorf("--trusted-proxies: %v", err)
 	}
+	if c.CheckPathTemplate != "" {
+		if _, err := httpapi.ParsePathTemplate(c.CheckPathTemplate); err != nil {
+			return usageErrorf("--check-path-template: %v", err)
+		}
+	}
 	cfg := serveConfig{
 		Addr:              c.Addr,
 		DB:                c.DB,
@@ -130,10 +135,6 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		return nil, err
 	}
 	s := &server{cfg: cfg, log: log, db: db}
-	if err := s.bootstrap(ctx, stdout); err != nil {
-		db.Close()
-		return nil, err
-	}
 	s.auth = auth.New(auth.Config{
 		Tokens: db, Users: db, Orgs: db, Audit: db, Bus: db,
 		Now:    cfg.Now,
@@ -153,6 +154,11 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		CheckPathTemplate: cfg.CheckPathTemplate,
 	})
 	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Last, so that nothing can fail after the admin's secrets are printed.
+	if err := s.bootstrap(ctx, stdout); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -77,7 +77,7 @@ type API struct {
 	mux     *http.ServeMux
 	huma    huma.API
 	metrics *metrics
-	check   *pathTemplate   // nil without Config.CheckPathTemplate
+	check   *PathTemplate   // nil without Config.CheckPathTemplate
 	limiter *failureLimiter // nil without a limit
 
 	idPrefix string

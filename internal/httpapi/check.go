@@ -18,10 +18,10 @@ const (
 	checkRoute = "GET " + checkPath
 )
 
-// pathTemplate extracts the organization and the project from a request
+// PathTemplate extracts the organization and the project from a request
 // URI forwarded by a reverse proxy. Segments are literals, "{org}",
 // "{project}", "*" (any one segment), or a final "..." (any rest).
-type pathTemplate struct {
+type PathTemplate struct {
 	segs []string
 	rest bool // ends in "..."
 }
@@ -29,11 +29,11 @@ type pathTemplate struct {
 // ParsePathTemplate parses a check path template such as
 // "/{org}/{project}/..." or "/api/{org}/projects/{project}/*". It must name
 // {org}; {project} is optional (organization-level checks).
-func ParsePathTemplate(s string) (*pathTemplate, error) {
+func ParsePathTemplate(s string) (*PathTemplate, error) {
 	if !strings.HasPrefix(s, "/") {
 		return nil, errors.New("must start with /")
 	}
-	t := &pathTemplate{segs: strings.Split(s[1:], "/")}
+	t := &PathTemplate{segs: strings.Split(s[1:], "/")}
 	if n := len(t.segs); t.segs[n-1] == "..." {
 		t.rest = true
 		t.segs = t.segs[:n-1]
@@ -59,7 +59,7 @@ func ParsePathTemplate(s string) (*pathTemplate, error) {
 
 // match returns the organization and project of uri (a request URI, with
 // or without query), and whether it matches. It does not allocate.
-func (t *pathTemplate) match(uri string) (org, project string, ok bool) {
+func (t *PathTemplate) match(uri string) (org, project string, ok bool) {
 	if i := strings.IndexAny(uri, "?#"); i >= 0 {
 		uri = uri[:i]
 	}
