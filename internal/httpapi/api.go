@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -124,6 +125,10 @@ func New(cfg Config) (*API, error) {
 
 	hc := huma.DefaultConfig("sot", cfg.Version)
 	hc.Info.Description = "Scoped organization tokens: API tokens that belong to an organization, for CI pipelines."
+	// Schemas are named for the wire shapes: tokenJSON is "Token".
+	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", func(t reflect.Type, hint string) string {
+		return strings.ReplaceAll(huma.DefaultSchemaNamer(t, hint), "JSON", "")
+	})
 	hc.OpenAPIPath = "/api/v1/openapi"
 	hc.DocsPath = ""
 	hc.SchemasPath = ""
