@@ -41,6 +41,10 @@ const (
 //go:embed migrations
 var migrations embed.FS
 
+// pingIdle is how long a pooled PostgreSQL connection may sit idle before
+// it is pinged on its next use.
+const pingIdle = 100 * time.Millisecond
+
 // migrationLockID is the PostgreSQL advisory lock that serializes the
 // migrations of replicas starting together ("sot" in ASCII).
 const migrationLockID = 0x736f74
@@ -156,6 +160,12 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*DB, er
 	if err != nil {
 		return nil, fmt.Errorf("open database: invalid PostgreSQL DSN: %w", oneLine(err))
 	}
+	// A restart of PostgreSQL ends every session, and the pool learns of
+	// it only when it next uses a connection: that request would fail.
+	// Pinging connections idle for more than pingIdle costs one round
+	// trip and keeps restarts (which take longer) invisible to clients;
+	// pgx's default of one second lets a quick restart through.
+	cfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool { return p.IdleDuration > pingIdle }
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", oneLine(err))
