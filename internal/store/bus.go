@@ -31,9 +31,11 @@ func newBus(logger *slog.Logger) *bus {
 }
 
 // Subscribe calls fn for every change published after the call, until ctx
-// is done. On PostgreSQL changes come from every replica, this one
-// included, through the notification listener; after the listener
-// (re)connects it delivers a ChangeAll, since changes may have been missed.
+// is done. Changes made through this DB are delivered before the write
+// returns. On PostgreSQL changes of every replica also come through the
+// notification listener (this replica's own a second time); after the
+// listener (re)connects it delivers a ChangeAll, since changes may have
+// been missed.
 func (db *DB) Subscribe(ctx context.Context, fn func(sot.Change)) {
 	b := db.bus
 	b.mu.Lock()

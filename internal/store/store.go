@@ -301,8 +301,9 @@ type tx struct {
 }
 
 // write runs fn in a transaction and commits it, then publishes the
-// changes fn recorded. On PostgreSQL the changes are sent with pg_notify
-// inside the transaction, so other replicas hear of them only on commit.
+// changes fn recorded. On PostgreSQL the changes are also sent with
+// pg_notify inside the transaction, so other replicas hear of them only on
+// commit.
 func (db *DB) write(ctx context.Context, fn func(t *tx) error) error {
 	stx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -324,10 +325,12 @@ func (db *DB) write(ctx context.Context, fn func(t *tx) error) error {
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	if !t.pg {
-		for _, c := range t.changes {
-			db.bus.publish(c)
-		}
+	// Local subscribers hear of the change before the write returns, on
+	// both databases, so the replica that made a change never serves the
+	// stale state after acknowledging it. On PostgreSQL the listener
+	// delivers it again; invalidating twice is harmless.
+	for _, c := range t.changes {
+		db.bus.publish(c)
 	}
 	return nil
 }
