@@ -117,6 +117,9 @@ type TokenOwner struct {
 type TokenFilter struct {
 	State TokenState // "" means active
 	Now   time.Time  // the time that decides expired/active
+	// ExpiringWithin is the horizon of TokenStateExpiring;
+	// DefaultExpiringWithin when 0.
+	ExpiringWithin time.Duration
 }
 
 // TokenUpdate is a partial update of an organization token; nil fields are kept.
@@ -153,9 +156,10 @@ type TokenService interface {
 	// ChangeToken.
 	RevokeToken(ctx context.Context, owner TokenOwner, id int64, now time.Time) (*Token, error)
 
-	// TokenBySecretHash returns the token whose current secret has hash,
+	// TokenBySecretHash returns the token one of whose secrets has hash,
 	// without its explicit project keys, or ENOTFOUND. Revoked and expired
-	// tokens are returned too: the caller decides and audits.
+	// tokens, and secrets replaced by a rotation (with SecretExpiresAt
+	// set), are returned too: the caller decides with its clock and audits.
 	TokenBySecretHash(ctx context.Context, hash SecretHash) (*Token, error)
 	// TokenProjectKeys returns the explicit project keys of a token.
 	TokenProjectKeys(ctx context.Context, tokenID int64) ([]string, error)

@@ -56,6 +56,19 @@ type Token struct {
 	// ProjectCount is len(Scope.Projects), kept so lists can show it
 	// without loading a large scope.
 	ProjectCount int
+	// Rotation is the token's rotation schedule, if any, and
+	// NextRotationAt when it next rotates.
+	Rotation       *TokenRotation
+	NextRotationAt *time.Time
+	// RotatedAt is the time of the last rotation.
+	RotatedAt *time.Time
+	// PreviousSecretExpiresAt is when the secret replaced by the last
+	// rotation stops working (the end of its grace period).
+	PreviousSecretExpiresAt *time.Time
+	// SecretExpiresAt is set by TokenService.TokenBySecretHash: the end
+	// of the grace period of the secret looked up, nil for the current
+	// secret. Authentication compares it with its clock.
+	SecretExpiresAt *time.Time
 }
 
 // UserRef names a user.
@@ -73,12 +86,18 @@ const (
 	TokenStateExpired TokenState = "expired"
 	TokenStateRevoked TokenState = "revoked"
 	TokenStateAll     TokenState = "all"
+	// TokenStateExpiring is a list filter only: live tokens that expire
+	// soon (TokenFilter.ExpiringWithin).
+	TokenStateExpiring TokenState = "expiring"
 )
+
+// DefaultExpiringWithin is the horizon of the "expiring" filter.
+const DefaultExpiringWithin = 30 * Day
 
 // Valid reports whether s is a known state filter.
 func (s TokenState) Valid() bool {
 	switch s {
-	case TokenStateActive, TokenStateExpired, TokenStateRevoked, TokenStateAll:
+	case TokenStateActive, TokenStateExpired, TokenStateRevoked, TokenStateAll, TokenStateExpiring:
 		return true
 	}
 	return false
