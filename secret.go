@@ -26,6 +26,12 @@ type SecretHash [sha256.Size]byte
 // HashSecret returns the SHA-256 of secret. The secret carries ~178 bits of
 // randomness, so a plain fast hash is safe and keeps the check path cheap.
 func HashSecret(secret string) SecretHash {
+	// A secret fits a stack buffer; []byte(secret) would escape into the
+	// hash and cost an allocation on every check.
+	var buf [64]byte
+	if len(secret) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], secret)])
+	}
 	return sha256.Sum256([]byte(secret))
 }
 
@@ -57,13 +63,31 @@ func NewSecret(kind TokenKind) string {
 
 // checksum returns the 6-character base62 CRC32 (IEEE) of s.
 func checksum(s string) string {
+	sum := checksumOf(s)
+	return string(sum[:])
+}
+
+// checksumOf is checksum without the string, so that ParseSecret compares
+// it in place.
+func checksumOf(s string) [secretChecksumLen]byte {
 	var out [secretChecksumLen]byte
-	v := crc32.ChecksumIEEE([]byte(s))
+	v := crc32IEEE(s)
 	for i := secretChecksumLen - 1; i >= 0; i-- {
 		out[i] = base62Alphabet[v%62]
 		v /= 62
 	}
-	return string(out[:])
+	return out
+}
+
+// crc32IEEE is crc32.ChecksumIEEE of a string. The standard function takes
+// a []byte that escapes, which would cost an allocation per check; a
+// byte-at-a-time loop over its table is as fast for 36 bytes.
+func crc32IEEE(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
 }
 
 // ParseSecret checks the form of secret (prefix, length, alphabet, checksum)
@@ -89,7 +113,7 @@ func ParseSecret(secret string) (TokenKind, error) {
 		}
 	}
 	cut := len(secret) - secretChecksumLen
-	if checksum(secret[:cut]) != secret[cut:] {
+	if sum := checksumOf(secret[:cut]); string(sum[:]) != secret[cut:] {
 		return "", errBadChecksum
 	}
 	return kind, nil

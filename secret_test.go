@@ -1,7 +1,9 @@
 package sot
 
 import (
+	"crypto/sha256"
 	"errors"
+	"hash/crc32"
 	"strings"
 	"testing"
 )
@@ -109,10 +111,27 @@ func FuzzParseSecret(f *testing.F) {
 
 func BenchmarkParseAndHashSecret(b *testing.B) {
 	s := NewSecret(TokenKindOrg)
+	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := ParseSecret(s); err != nil {
 			b.Fatal(err)
 		}
 		_ = HashSecret(s)
 	}
+}
+
+// The allocation-free HashSecret and checksum must agree with the standard
+// library for any input, including inputs longer than a secret.
+func FuzzHashAndChecksumMatchStdlib(f *testing.F) {
+	for _, n := range []int{0, 1, 40, 41, 64, 65, 300} {
+		f.Add(strings.Repeat("x", n))
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := HashSecret(s), sha256.Sum256([]byte(s)); got != want {
+			t.Fatalf("HashSecret(%q) = %x, want %x", s, got, want)
+		}
+		if got, want := crc32IEEE(s), crc32.ChecksumIEEE([]byte(s)); got != want {
+			t.Fatalf("crc32IEEE(%q) = %08x, want %08x", s, got, want)
+		}
+	})
 }
