@@ -220,3 +220,47 @@ type Authenticator interface {
 	// UserPrincipal returns the principal of a logged-in user (web session).
 	UserPrincipal(ctx context.Context, userID int64) (*Principal, error)
 }
+
+// TrustPolicyService manages trust policies and the tokens they mint. The
+// edges validate policies (ValidateTrustPolicy) and verify ID tokens before
+// calling it.
+type TrustPolicyService interface {
+	// CreateTrustPolicy stores p and sets ID, CreatedAt and UpdatedAt.
+	// ECONFLICT for a duplicate name in the organization, EINVALID listing
+	// explicit scope projects that do not exist, ENOTFOUND for an unknown
+	// organization.
+	CreateTrustPolicy(ctx context.Context, p *TrustPolicy) error
+	// FindTrustPolicy returns a policy of org, or ENOTFOUND.
+	FindTrustPolicy(ctx context.Context, org string, id int64) (*TrustPolicy, error)
+	// ListTrustPolicies lists org's policies by ID: the order in which an
+	// exchange tries them.
+	ListTrustPolicies(ctx context.Context, org string, page Page) ([]*TrustPolicy, string, error)
+	// TrustPoliciesForIssuer returns all of org's policies for issuer, by
+	// ID; none (and no error) for an unknown organization.
+	TrustPoliciesForIssuer(ctx context.Context, org, issuer string) ([]*TrustPolicy, error)
+	// UpdateTrustPolicy applies upd (validated by the caller on the
+	// result) and returns the result. Tokens minted before keep what they
+	// were minted with until they expire.
+	UpdateTrustPolicy(ctx context.Context, org string, id int64, upd TrustPolicyUpdate) (*TrustPolicy, error)
+	// DeleteTrustPolicy deletes the policy, revokes the live tokens it
+	// minted (at now) and publishes ChangeToken for each. It returns how
+	// many tokens it revoked.
+	DeleteTrustPolicy(ctx context.Context, org string, id int64, now time.Time) (int, error)
+	// CreateOIDCToken stores a token minted by an OIDC exchange (t.Source
+	// "oidc", t.TrustPolicyID and t.OIDC set) with the hash of its secret,
+	// and audits token.exchanged. Explicit scope projects deleted since the
+	// policy was written are left out. ENOTFOUND when the policy was
+	// deleted meanwhile.
+	CreateOIDCToken(ctx context.Context, t *Token, hash SecretHash) error
+}
+
+// IDTokenVerifier verifies OIDC ID tokens of the issuers the operator
+// trusts.
+type IDTokenVerifier interface {
+	// Trusts reports whether the operator allows issuer.
+	Trusts(issuer string) bool
+	// Verify checks raw's signature against its issuer's keys and its
+	// iss, exp, nbf and iat claims (not aud: policies say which audience
+	// they accept). EUNAUTHENTICATED with a user-safe reason otherwise.
+	Verify(ctx context.Context, raw string) (*IDToken, error)
+}

@@ -69,6 +69,12 @@ type Token struct {
 	// of the grace period of the secret looked up, nil for the current
 	// secret. Authentication compares it with its clock.
 	SecretExpiresAt *time.Time
+	// TrustPolicyID is the trust policy that minted the token (Source
+	// "oidc"); 0 otherwise.
+	TrustPolicyID int64
+	// OIDC is the CI identity an OIDC exchange minted the token for; nil
+	// for other tokens.
+	OIDC *OIDCIdentity
 }
 
 // UserRef names a user.
