@@ -53,12 +53,19 @@ type Service struct {
 	gen atomic.Uint64
 
 	usesMu sync.Mutex
-	uses   map[int64]sot.TokenUse
+	uses   map[int64]use
 
 	// failures deduplicates failed-authentication audit events per
 	// (reason, token or address), so a client looping on a bad secret
 	// produces one event a minute, not one a request.
 	failures *otter.Cache[string, struct{}]
+}
+
+// use is a pending last-used record. It keeps the address as a netip.Addr
+// and formats it at flush time, off the request path.
+type use struct {
+	at time.Time
+	ip netip.Addr
 }
 
 type entry struct {
@@ -97,7 +104,7 @@ func New(cfg Config) *Service {
 			Weigher:          func(_ sot.SecretHash, e *entry) uint32 { return 1 + uint32(e.p.Token.ProjectCount/64) },
 			ExpiryCalculator: otter.ExpiryWriting[sot.SecretHash, *entry](cfg.CacheTTL),
 		}),
-		uses: make(map[int64]sot.TokenUse),
+		uses: make(map[int64]use),
 		failures: otter.Must(&otter.Options[string, struct{}]{
 			MaximumSize:      10_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, struct{}](time.Minute),
@@ -233,7 +240,7 @@ func (s *Service) recordUse(e *entry, now time.Time, ip netip.Addr) {
 	}
 	e.lastUse.Store(sec)
 	s.usesMu.Lock()
-	s.uses[e.p.Token.ID] = sot.TokenUse{TokenID: e.p.Token.ID, At: now.UTC().Truncate(time.Second), IP: ip.Unmap().String()}
+	s.uses[e.p.Token.ID] = use{at: now, ip: ip}
 	s.usesMu.Unlock()
 }
 
@@ -245,8 +252,8 @@ func (s *Service) Flush(ctx context.Context) error {
 		return nil
 	}
 	batch := make([]sot.TokenUse, 0, len(s.uses))
-	for _, u := range s.uses {
-		batch = append(batch, u)
+	for id, u := range s.uses {
+		batch = append(batch, sot.TokenUse{TokenID: id, At: u.at.UTC().Truncate(time.Second), IP: u.ip.Unmap().String()})
 	}
 	clear(s.uses)
 	s.usesMu.Unlock()
