@@ -288,3 +288,10 @@ type WebhookService interface {
 	// when next is nil.
 	FinishAttempt(ctx context.Context, id int64, owner string, a DeliveryAttempt, next *time.Time) error
 }
+
+// Audit actions of webhooks and scheduled lifecycle work.
+const (
+	ActionWebhookCreated = "webhook.created"
+	ActionWebhookUpdated = "webhook.updated"
+	ActionWebhookDeleted = "webhook.deleted"
+)

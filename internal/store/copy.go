@@ -28,7 +28,8 @@ var copyTables = []copyTable{
 	{name: "projects", columns: []string{"id", "org_id", "key", "name", "created_at"}, order: "id", identity: true},
 	{name: "tokens", columns: []string{"id", "kind", "org_id", "user_id", "name", "description", "all_projects", "patterns",
 		"permissions", "allowed_cidrs", "hint", "source", "created_by_id", "created_by_login", "created_at", "expires_at",
-		"last_used_at", "last_used_ip", "revoked_at", "project_count"}, order: "id", bools: []string{"all_projects"}, identity: true},
+		"last_used_at", "last_used_ip", "revoked_at", "project_count", "rotation_every", "rotation_grace", "next_rotation_at",
+		"rotated_at", "previous_secret_expires_at", "expiry_warned", "idle_warned_for"}, order: "id", bools: []string{"all_projects"}, identity: true},
 	{name: "token_secrets", columns: []string{"id", "token_id", "hash", "created_at", "expires_at"}, order: "id", identity: true},
 	{name: "token_projects", columns: []string{"token_id", "project_id"}, order: "token_id, project_id"},
 	{name: "audit_events", columns: []string{"id", "at", "org_key", "actor_type", "actor_id", "actor_name", "actor_ip",
@@ -36,6 +37,11 @@ var copyTables = []copyTable{
 	{name: "analyses", columns: []string{"id", "project_id", "branch", "commit_sha", "size", "sha256", "created_at",
 		"actor_type", "actor_id", "actor_name", "actor_ip"}, order: "id", identity: true},
 	{name: "analysis_reports", columns: []string{"analysis_id", "body"}, order: "analysis_id"},
+	{name: "webhooks", columns: []string{"id", "org_id", "url", "events", "secret", "created_by_id", "created_by_login",
+		"created_at", "updated_at"}, order: "id", identity: true},
+	{name: "webhook_deliveries", columns: []string{"id", "webhook_id", "event", "body", "state", "created_at", "next_attempt_at",
+		"lease_owner", "lease_until", "attempts", "delivered_at"}, order: "id", identity: true},
+	{name: "webhook_attempts", columns: []string{"id", "delivery_id", "at", "status_code", "error", "duration_ms"}, order: "id", identity: true},
 }
 
 // Batches of a copy: at most copyBatchRows rows, or about copyBatchBytes

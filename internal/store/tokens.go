@@ -24,22 +24,31 @@ const maxUnknownListed = 20
 
 const tokenColumns = `t.id, t.kind, COALESCE(o.key, ''), COALESCE(t.user_id, 0), t.name, t.description, t.all_projects,
 	t.patterns, t.permissions, t.allowed_cidrs, t.hint, t.source, COALESCE(t.created_by_id, 0), t.created_by_login,
-	t.created_at, t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.project_count`
+	t.created_at, t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.project_count,
+	t.rotation_every, t.rotation_grace, t.next_rotation_at, t.rotated_at, t.previous_secret_expires_at`
 
 const tokenFrom = ` FROM tokens t LEFT JOIN orgs o ON o.id = t.org_id`
 
-func scanToken(s interface{ Scan(...any) error }) (*sot.Token, error) {
+// scanToken reads the tokenColumns of a row, then extra columns into extra.
+func scanToken(s interface{ Scan(...any) error }, extra ...any) (*sot.Token, error) {
 	var t sot.Token
 	var kind, patterns, cidrs string
 	var perms int64
 	var created int64
 	var expires, used, revoked sql.NullInt64
-	err := s.Scan(&t.ID, &kind, &t.Org, &t.UserID, &t.Name, &t.Description, &t.Scope.AllProjects,
+	var every, nextRot, rotated, prevExp sql.NullInt64
+	var grace int64
+	dest := []any{&t.ID, &kind, &t.Org, &t.UserID, &t.Name, &t.Description, &t.Scope.AllProjects,
 		&patterns, &perms, &cidrs, &t.Hint, &t.Source, &t.CreatedBy.ID, &t.CreatedBy.Login,
-		&created, &expires, &used, &t.LastUsedIP, &revoked, &t.ProjectCount)
-	if err != nil {
+		&created, &expires, &used, &t.LastUsedIP, &revoked, &t.ProjectCount,
+		&every, &grace, &nextRot, &rotated, &prevExp}
+	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
+	if every.Valid {
+		t.Rotation = &sot.TokenRotation{Every: time.Duration(every.Int64) * time.Second, GracePeriod: time.Duration(grace) * time.Second}
+	}
+	t.NextRotationAt, t.RotatedAt, t.PreviousSecretExpiresAt = timePtr(nextRot), timePtr(rotated), timePtr(prevExp)
 	t.Kind = sot.TokenKind(kind)
 	t.Permissions = sot.PermissionSet(perms)
 	t.CreatedAt = fromUnix(created)
@@ -261,12 +270,20 @@ func (db *DB) CreateToken(ctx context.Context, t *sot.Token, hash sot.SecretHash
 		if t.CreatedBy.ID != 0 {
 			createdBy = sql.NullInt64{Int64: t.CreatedBy.ID, Valid: true}
 		}
+		every, grace := rotationArgs(t.Rotation)
+		t.NextRotationAt = nil
+		if t.Rotation != nil {
+			next := t.CreatedAt.Add(t.Rotation.Every)
+			t.NextRotationAt = &next
+			details["rotation_every"] = t.Rotation.EveryString()
+		}
 		err := x.queryRow(ctx, `INSERT INTO tokens (kind, org_id, user_id, name, description, all_projects, patterns, permissions,
-			allowed_cidrs, hint, source, created_by_id, created_by_login, created_at, expires_at, project_count)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING id`,
+			allowed_cidrs, hint, source, created_by_id, created_by_login, created_at, expires_at, project_count,
+			rotation_every, rotation_grace, next_rotation_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id`,
 			string(t.Kind), orgIDArg, userIDArg, t.Name, t.Description, t.Scope.AllProjects, encodePatterns(t.Scope.Patterns),
 			int64(t.Permissions), encodeCIDRs(t.AllowedCIDRs), t.Hint, t.Source, createdBy, t.CreatedBy.Login,
-			unix(t.CreatedAt), unixPtr(t.ExpiresAt)).Scan(&t.ID)
+			unix(t.CreatedAt), unixPtr(t.ExpiresAt), every, grace, unixPtr(t.NextRotationAt)).Scan(&t.ID)
 		if isForeignKey(err) {
 			return sot.Errorf(sot.ENOTFOUND, "user %d not found", t.UserID)
 		}
@@ -290,6 +307,9 @@ func (db *DB) CreateToken(ctx context.Context, t *sot.Token, hash sot.SecretHash
 				return err
 			}
 			t.ProjectCount = n
+		}
+		if err := x.emit(ctx, t, sot.EventTokenCreated, t.CreatedAt, "", nil); err != nil {
+			return err
 		}
 		return x.audit(ctx, t.Org, sot.ActionTokenCreated, fmt.Sprintf("token:%d", t.ID), details)
 	})
@@ -335,6 +355,13 @@ func (db *DB) ListTokens(ctx context.Context, owner sot.TokenOwner, filter sot.T
 		args = append(args, unix(at))
 	case sot.TokenStateRevoked:
 		where += ` AND t.revoked_at IS NOT NULL`
+	case sot.TokenStateExpiring:
+		within := filter.ExpiringWithin
+		if within <= 0 {
+			within = sot.DefaultExpiringWithin
+		}
+		where += ` AND t.revoked_at IS NULL AND t.expires_at > ? AND t.expires_at <= ?`
+		args = append(args, unix(at), unix(at.Add(within)))
 	case sot.TokenStateAll:
 	default:
 		return nil, "", sot.Invalid(fmt.Sprintf("unknown token state %q", filter.State),
@@ -469,6 +496,9 @@ func (db *DB) RevokeToken(ctx context.Context, owner sot.TokenOwner, id int64, a
 			if err := x.audit(ctx, t.Org, sot.ActionTokenRevoked, fmt.Sprintf("token:%d", id), map[string]any{"name": t.Name}); err != nil {
 				return err
 			}
+			if err := x.emit(ctx, t, sot.EventTokenRevoked, at, "", nil); err != nil {
+				return err
+			}
 		}
 		if t.ProjectCount > 0 {
 			if t.Scope.Projects, err = tokenProjectKeys(ctx, x.conn, id); err != nil {
@@ -484,12 +514,18 @@ func (db *DB) RevokeToken(ctx context.Context, owner sot.TokenOwner, id int64, a
 	return out, nil
 }
 
-// TokenBySecretHash returns the token whose live secret has hash. A
-// secret row past its own expiry (an old secret after a rotation's grace
-// period) no longer opens the token.
+// TokenBySecretHash returns the token one of whose secrets has hash, with
+// SecretExpiresAt set for a secret that a rotation replaced: whether that
+// secret still works is the caller's decision, with its clock. Replaced
+// secrets are kept so that their use is told apart ("token rotated") from
+// an unknown secret.
 func (db *DB) TokenBySecretHash(ctx context.Context, hash sot.SecretHash) (*sot.Token, error) {
-	t, err := scanToken(db.read().queryRow(ctx, `SELECT `+tokenColumns+` FROM token_secrets s JOIN tokens t ON t.id = s.token_id
-		LEFT JOIN orgs o ON o.id = t.org_id WHERE s.hash = ? AND (s.expires_at IS NULL OR s.expires_at > ?)`, hash[:], unix(time.Now())))
+	var secretExp sql.NullInt64
+	t, err := scanToken(db.read().queryRow(ctx, `SELECT `+tokenColumns+`, s.expires_at FROM token_secrets s JOIN tokens t ON t.id = s.token_id
+		LEFT JOIN orgs o ON o.id = t.org_id WHERE s.hash = ?`, hash[:]), &secretExp)
+	if err == nil {
+		t.SecretExpiresAt = timePtr(secretExp)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sot.Errorf(sot.ENOTFOUND, "unknown token")
 	}
