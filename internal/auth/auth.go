@@ -117,6 +117,7 @@ var (
 	errUnknown = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "unknown token"}
 	errExpired = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "token expired"}
 	errRevoked = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "token revoked"}
+	errRotated = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "token rotated"}
 	errNoUser  = &sot.Error{Code: sot.EUNAUTHENTICATED, Message: "the token's user no longer exists"}
 )
 
@@ -146,6 +147,13 @@ func (s *Service) AuthenticateSecret(ctx context.Context, secret string, ip neti
 	case sot.TokenStateExpired:
 		s.fail(ctx, "expired", p.Token, ip, errExpired)
 		return nil, errExpired
+	}
+	// A secret replaced by a rotation works until its grace period ends,
+	// by this clock (not the database's), then is told apart from an
+	// unknown one.
+	if exp := p.Token.SecretExpiresAt; exp != nil && !now.Before(*exp) {
+		s.fail(ctx, "rotated", p.Token, ip, errRotated)
+		return nil, errRotated
 	}
 	if p.Kind == sot.PrincipalOrgToken && !p.OrgPlan.AllowsOrgTokens() {
 		return nil, sot.ErrPlanRequired

@@ -357,3 +357,64 @@ func BenchmarkAuthenticateAndAuthorize(b *testing.B) {
 		})
 	}
 }
+
+// After a rotation both secrets work until the grace period ends by the
+// service's clock (not the database's); then the old one is refused as
+// "token rotated", told apart from an unknown secret, and audited.
+func TestRotationGraceUsesTheClock(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		grace time.Duration
+	}{
+		{"no grace", 0},
+		{"one day", 24 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			tok, oldSecret := f.orgToken(t, sot.Scope{AllProjects: true}, sot.TokenRequest{})
+			if _, err := f.auth.AuthenticateSecret(t.Context(), oldSecret, clientIP); err != nil {
+				t.Fatal(err)
+			}
+			newSecret := sot.NewSecret(sot.TokenKindOrg)
+			if _, err := f.db.RotateToken(t.Context(), sot.TokenOwner{Org: "acme"}, tok.ID, sot.RotateRequest{
+				Now: f.clock.Now(), Grace: tc.grace, Hash: sot.HashSecret(newSecret), Hint: sot.SecretHint(newSecret),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.auth.AuthenticateSecret(t.Context(), newSecret, clientIP); err != nil {
+				t.Fatalf("new secret: %v", err)
+			}
+			if tc.grace > 0 {
+				f.clock.Add(tc.grace - time.Second)
+				if _, err := f.auth.AuthenticateSecret(t.Context(), oldSecret, clientIP); err != nil {
+					t.Fatalf("old secret a second before the grace period ends: %v", err)
+				}
+				f.clock.Add(time.Second)
+			}
+			if _, err := f.auth.AuthenticateSecret(t.Context(), oldSecret, clientIP); sot.ErrorMessage(err) != "token rotated" {
+				t.Fatalf("old secret after the grace period: %v, want token rotated", err)
+			}
+			if _, err := f.auth.AuthenticateSecret(t.Context(), newSecret, clientIP); err != nil {
+				t.Fatalf("new secret after the grace period: %v", err)
+			}
+			eventually(t, "auth.failed event for the rotated secret", func() bool {
+				evs, _, err := f.db.ListEvents(t.Context(), "acme", sot.AuditFilter{Action: sot.ActionAuthFailed}, sot.Page{})
+				return err == nil && len(evs) == 1 && evs[0].Details["reason"] == "rotated"
+			})
+		})
+	}
+}
+
+// A refusal for the client address is audited with the address.
+func TestAllowedCIDRsRefusalAudited(t *testing.T) {
+	f := newFixture(t)
+	cidrs, _ := sot.ParseCIDRs("allowed_cidrs", []string{"2001:db8::/32"})
+	_, secret := f.orgToken(t, sot.Scope{AllProjects: true}, sot.TokenRequest{AllowedCIDRs: cidrs})
+	if _, err := f.auth.AuthenticateSecret(t.Context(), secret, netip.MustParseAddr("2001:db9::7")); sot.ErrorCode(err) != sot.EFORBIDDEN {
+		t.Fatalf("from outside: %v", err)
+	}
+	eventually(t, "ip_not_allowed audit event", func() bool {
+		evs, _, err := f.db.ListEvents(t.Context(), "acme", sot.AuditFilter{Action: sot.ActionAuthFailed}, sot.Page{})
+		return err == nil && len(evs) == 1 && evs[0].Details["reason"] == "ip_not_allowed" && evs[0].Actor.IP == "2001:db9::7"
+	})
+}

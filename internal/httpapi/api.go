@@ -348,6 +348,8 @@ func authReason(err error) string {
 			return "expired"
 		case msg == "token revoked":
 			return "revoked"
+		case msg == "token rotated":
+			return "rotated"
 		case msg == "unknown token":
 			return "unknown"
 		case len(msg) >= 15 && msg[:15] == "malformed token":
