@@ -154,13 +154,18 @@ func TestChangesTakeEffectOnTheNextRequest(t *testing.T) {
 		check   func(p *sot.Principal) error
 	}{
 		{
-			name:    "revoke",
-			change:  func(f *fixture, tok *sot.Token) { f.db.RevokeToken(ctx, sot.TokenOwner{Org: "acme"}, tok.ID, f.clock.Now()) },
+			name: "revoke",
+			change: func(f *fixture, tok *sot.Token) {
+				f.db.RevokeToken(ctx, sot.TokenOwner{Org: "acme"}, tok.ID, f.clock.Now())
+			},
 			wantErr: "token revoked",
 		},
 		{
-			name:    "downgrade to free",
-			change:  func(f *fixture, _ *sot.Token) { free := sot.PlanFree; f.db.UpdateOrg(ctx, "acme", sot.OrgUpdate{Plan: &free}) },
+			name: "downgrade to free",
+			change: func(f *fixture, _ *sot.Token) {
+				free := sot.PlanFree
+				f.db.UpdateOrg(ctx, "acme", sot.OrgUpdate{Plan: &free})
+			},
 			wantErr: sot.ErrPlanRequired.Message,
 		},
 		{
