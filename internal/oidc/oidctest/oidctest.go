@@ -32,8 +32,8 @@ const (
 )
 
 type key struct {
-	id  string
-	alg jose.SignatureAlgorithm
+	id   string
+	alg  jose.SignatureAlgorithm
 	priv any
 	pub  any
 }
