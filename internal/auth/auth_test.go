@@ -47,8 +47,14 @@ var clientIP = netip.MustParseAddr("192.0.2.10")
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureOn(t, "sqlite:"+filepath.Join(t.TempDir(), "sot.db"))
+}
+
+// newFixtureOn is newFixture on the database dsn.
+func newFixtureOn(t testing.TB, dsn string) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sot.db"), slog.New(slog.DiscardHandler))
+	db, err := store.Open(ctx, dsn, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
