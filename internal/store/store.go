@@ -193,7 +193,10 @@ func migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, dir string)
 	}
 	var opts []goose.ProviderOption
 	if dialect == goose.DialectPostgres {
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID))
+		// Try the lock every second (goose's default is every 5 s), for
+		// up to 5 minutes: a replica that waits for another one's
+		// migrations becomes ready about a second after it.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return err
 		}
