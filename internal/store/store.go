@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -66,6 +67,8 @@ type DB struct {
 	// listening is closed once the listener has first sent LISTEN: from
 	// then on no change of another replica is missed without a ChangeAll.
 	listening chan struct{}
+	// writes counts committed write transactions (see Writes).
+	writes atomic.Uint64
 }
 
 var (
@@ -244,6 +247,11 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Writes returns how many write transactions this handle has committed.
+// Every write goes through one, so a caller can prove that a path, such as
+// the token check, writes nothing.
+func (db *DB) Writes() uint64 { return db.writes.Load() }
+
 // Dialect returns "sqlite" or "postgres".
 func (db *DB) Dialect() string { return db.dialect }
 
@@ -328,6 +336,7 @@ func (db *DB) write(ctx context.Context, fn func(t *tx) error) error {
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.writes.Add(1)
 	// Local subscribers hear of the change before the write returns, on
 	// both databases, so the replica that made a change never serves the
 	// stale state after acknowledging it. On PostgreSQL the listener
