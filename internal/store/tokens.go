@@ -25,7 +25,8 @@ const maxUnknownListed = 20
 const tokenColumns = `t.id, t.kind, COALESCE(o.key, ''), COALESCE(t.user_id, 0), t.name, t.description, t.all_projects,
 	t.patterns, t.permissions, t.allowed_cidrs, t.hint, t.source, COALESCE(t.created_by_id, 0), t.created_by_login,
 	t.created_at, t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.project_count,
-	t.rotation_every, t.rotation_grace, t.next_rotation_at, t.rotated_at, t.previous_secret_expires_at`
+	t.rotation_every, t.rotation_grace, t.next_rotation_at, t.rotated_at, t.previous_secret_expires_at,
+	COALESCE(t.trust_policy_id, 0), t.oidc_identity`
 
 const tokenFrom = ` FROM tokens t LEFT JOIN orgs o ON o.id = t.org_id`
 
@@ -38,10 +39,11 @@ func scanToken(s interface{ Scan(...any) error }, extra ...any) (*sot.Token, err
 	var expires, used, revoked sql.NullInt64
 	var every, nextRot, rotated, prevExp sql.NullInt64
 	var grace int64
+	var identity string
 	dest := []any{&t.ID, &kind, &t.Org, &t.UserID, &t.Name, &t.Description, &t.Scope.AllProjects,
 		&patterns, &perms, &cidrs, &t.Hint, &t.Source, &t.CreatedBy.ID, &t.CreatedBy.Login,
 		&created, &expires, &used, &t.LastUsedIP, &revoked, &t.ProjectCount,
-		&every, &grace, &nextRot, &rotated, &prevExp}
+		&every, &grace, &nextRot, &rotated, &prevExp, &t.TrustPolicyID, &identity}
 	if err := s.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -49,6 +51,12 @@ func scanToken(s interface{ Scan(...any) error }, extra ...any) (*sot.Token, err
 		t.Rotation = &sot.TokenRotation{Every: time.Duration(every.Int64) * time.Second, GracePeriod: time.Duration(grace) * time.Second}
 	}
 	t.NextRotationAt, t.RotatedAt, t.PreviousSecretExpiresAt = timePtr(nextRot), timePtr(rotated), timePtr(prevExp)
+	if identity != "" {
+		t.OIDC = &sot.OIDCIdentity{}
+		if err := json.Unmarshal([]byte(identity), t.OIDC); err != nil {
+			return nil, fmt.Errorf("decode OIDC identity of token %d: %w", t.ID, err)
+		}
+	}
 	t.Kind = sot.TokenKind(kind)
 	t.Permissions = sot.PermissionSet(perms)
 	t.CreatedAt = fromUnix(created)
