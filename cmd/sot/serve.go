@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"io"
@@ -18,19 +19,22 @@ import (
 	"github.com/sot-dev/sot"
 	"github.com/sot-dev/sot/internal/auth"
 	"github.com/sot-dev/sot/internal/httpapi"
+	"github.com/sot-dev/sot/internal/lifecycle"
 	"github.com/sot-dev/sot/internal/password"
 	"github.com/sot-dev/sot/internal/store"
 )
 
 // serveCmd runs the server.
 type serveCmd struct {
-	Addr              string   `name:"addr" env:"SOT_ADDR" default:"127.0.0.1:8080" help:"Address to listen on."`
-	DB                string   `name:"db" env:"SOT_DB" default:"sqlite:./sot-data/sot.db" help:"Database: sqlite:PATH, or a postgres://user@host:port/db URL."`
-	MaxReportSize     string   `name:"max-report-size" env:"SOT_MAX_REPORT_SIZE" default:"64MiB" help:"Largest accepted analysis report (bytes, or with KiB/MiB/GiB/KB/MB/GB)."`
-	TrustedProxies    []string `name:"trusted-proxies" env:"SOT_TRUSTED_PROXIES" sep:"," placeholder:"CIDR" help:"Networks of reverse proxies whose X-Forwarded-For is believed (comma-separated)."`
-	AuthFailureLimit  int      `name:"auth-failure-limit" env:"SOT_AUTH_FAILURE_LIMIT" default:"100" help:"Bad credentials a client address may send per minute before it gets 429 (negative: no limit)."`
-	CheckPathTemplate string   `name:"check-path-template" env:"SOT_CHECK_PATH_TEMPLATE" placeholder:"TEMPLATE" help:"Let /api/v1/check read org and project from X-Forwarded-Uri with this template (such as \"/{org}/{project}/...\")."`
-	LogLevel          string   `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
+	Addr              string        `name:"addr" env:"SOT_ADDR" default:"127.0.0.1:8080" help:"Address to listen on."`
+	DB                string        `name:"db" env:"SOT_DB" default:"sqlite:./sot-data/sot.db" help:"Database: sqlite:PATH, or a postgres://user@host:port/db URL."`
+	MaxReportSize     string        `name:"max-report-size" env:"SOT_MAX_REPORT_SIZE" default:"64MiB" help:"Largest accepted analysis report (bytes, or with KiB/MiB/GiB/KB/MB/GB)."`
+	TrustedProxies    []string      `name:"trusted-proxies" env:"SOT_TRUSTED_PROXIES" sep:"," placeholder:"CIDR" help:"Networks of reverse proxies whose X-Forwarded-For is believed (comma-separated)."`
+	AuthFailureLimit  int           `name:"auth-failure-limit" env:"SOT_AUTH_FAILURE_LIMIT" default:"100" help:"Bad credentials a client address may send per minute before it gets 429 (negative: no limit)."`
+	CheckPathTemplate string        `name:"check-path-template" env:"SOT_CHECK_PATH_TEMPLATE" placeholder:"TEMPLATE" help:"Let /api/v1/check read org and project from X-Forwarded-Uri with this template (such as \"/{org}/{project}/...\")."`
+	GitHubScanKeys    string        `name:"github-secret-scanning-keys" env:"SOT_GITHUB_SECRET_SCANNING_KEYS" type:"path" placeholder:"FILE" help:"Public keys of GitHub secret scanning (GitHub's JSON key list, or PEM keys with a Key-Identifier header): enables POST /api/v1/secret-scanning/github."`
+	LifecycleInterval time.Duration `name:"lifecycle-interval" env:"SOT_LIFECYCLE_INTERVAL" default:"30s" help:"How often scheduled rotations, expiry and idle warnings and webhook deliveries run."`
+	LogLevel          string        `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
 }
 
 // Run runs the server until ctx is done (SIGTERM or SIGINT).
@@ -53,6 +57,19 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 			return usageErrorf("--check-path-template: %v", err)
 		}
 	}
+	var ghKeys map[string]*ecdsa.PublicKey
+	if c.GitHubScanKeys != "" {
+		data, err := os.ReadFile(c.GitHubScanKeys)
+		if err != nil {
+			return usageErrorf("--github-secret-scanning-keys: %v", err)
+		}
+		if ghKeys, err = httpapi.ParseGitHubKeys(data); err != nil {
+			return usageErrorf("--github-secret-scanning-keys %s: %v", c.GitHubScanKeys, err)
+		}
+	}
+	if c.LifecycleInterval < time.Second {
+		return usageErrorf("--lifecycle-interval: at least 1s")
+	}
 	cfg := serveConfig{
 		Addr:              c.Addr,
 		DB:                c.DB,
@@ -60,6 +77,8 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 		TrustedProxies:    proxies,
 		AuthFailureLimit:  c.AuthFailureLimit,
 		CheckPathTemplate: c.CheckPathTemplate,
+		GitHubKeys:        ghKeys,
+		LifecycleInterval: c.LifecycleInterval,
 		AdminPassword:     os.Getenv("SOT_ADMIN_PASSWORD"),
 		Logger:            logger,
 	}
@@ -86,6 +105,11 @@ type serveConfig struct {
 	// minute (0: the default; negative: no limit).
 	AuthFailureLimit  int
 	CheckPathTemplate string
+	// GitHubKeys verify GitHub secret-scanning alerts.
+	GitHubKeys map[string]*ecdsa.PublicKey
+	// LifecycleInterval is the time between lifecycle sweeps (0: the
+	// default); a negative one runs no loop, for tests that sweep by hand.
+	LifecycleInterval time.Duration
 	// AdminPassword is the first start's admin password; generated when "".
 	AdminPassword string
 	Logger        *slog.Logger
@@ -105,6 +129,9 @@ type server struct {
 	api      *httpapi.API
 	stopAuth context.CancelFunc
 	authDone chan error
+	// lifecycle runs scheduled rotations, warnings and webhook deliveries.
+	lifecycle     *lifecycle.Runner
+	lifecycleDone chan struct{}
 }
 
 // newServer opens the database (creating the instance admin on a first
@@ -128,7 +155,9 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		"max_report_bytes", cfg.MaxReportBytes,
 		"trusted_proxies", prefixStrings(cfg.TrustedProxies),
 		"auth_failure_limit", cfg.AuthFailureLimit,
-		"check_path_template", cfg.CheckPathTemplate)
+		"check_path_template", cfg.CheckPathTemplate,
+		"github_secret_scanning_keys", len(cfg.GitHubKeys),
+		"lifecycle_interval", cfg.LifecycleInterval)
 
 	db, err := store.Open(ctx, cfg.DB, log)
 	if err != nil {
@@ -152,6 +181,9 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		TrustedProxies:    cfg.TrustedProxies,
 		AuthFailureLimit:  cfg.AuthFailureLimit,
 		CheckPathTemplate: cfg.CheckPathTemplate,
+		Lifecycle:         db,
+		Webhooks:          db,
+		GitHubKeys:        cfg.GitHubKeys,
 	})
 	if err != nil {
 		db.Close()
@@ -166,6 +198,16 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 	s.stopAuth = cancel
 	s.authDone = make(chan error, 1)
 	go func() { s.authDone <- s.auth.Run(actx) }()
+	s.lifecycle = lifecycle.New(lifecycle.Config{
+		Store: db, Webhooks: db, Now: cfg.Now, Interval: cfg.LifecycleInterval,
+		Logger: log.With("component", "lifecycle"),
+	})
+	s.lifecycleDone = make(chan struct{})
+	if cfg.LifecycleInterval >= 0 {
+		go func() { defer close(s.lifecycleDone); s.lifecycle.Run(actx) }()
+	} else {
+		close(s.lifecycleDone)
+	}
 	return s, nil
 }
 
@@ -240,6 +282,7 @@ func (s *server) Serve(ctx context.Context, ln net.Listener) error {
 // database.
 func (s *server) Close() error {
 	s.stopAuth()
+	<-s.lifecycleDone
 	authErr := <-s.authDone
 	return errors.Join(authErr, s.db.Close())
 }

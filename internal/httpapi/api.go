@@ -9,6 +9,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -67,6 +68,16 @@ type Config struct {
 	// organization and project from the X-Forwarded-Uri header, such as
 	// "/{org}/{project}/..." (see ParsePathTemplate).
 	CheckPathTemplate string
+	// Lifecycle rotates tokens and revokes leaked ones; Webhooks manages
+	// webhooks and their deliveries.
+	Lifecycle sot.LifecycleService
+	Webhooks  sot.WebhookService
+	// GitHubKeys are the public keys of GitHub secret scanning, by key
+	// identifier (see ParseGitHubKeys); none means every alert gets 401.
+	GitHubKeys map[string]*ecdsa.PublicKey
+	// RevokeLimit is how many public revoke calls a client address may
+	// make per minute; DefaultRevokeLimit when 0.
+	RevokeLimit int
 }
 
 // API serves the REST API. It is an http.Handler for the paths "/api/",
@@ -80,6 +91,8 @@ type API struct {
 	metrics *metrics
 	check   *PathTemplate   // nil without Config.CheckPathTemplate
 	limiter *failureLimiter // nil without a limit
+	// revokeLimiter counts public revoke calls per client address.
+	revokeLimiter *failureLimiter
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -99,6 +112,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.AuthFailureLimit == 0 {
 		cfg.AuthFailureLimit = DefaultAuthFailureLimit
 	}
+	if cfg.RevokeLimit <= 0 {
+		cfg.RevokeLimit = DefaultRevokeLimit
+	}
 	if cfg.Ping == nil {
 		cfg.Ping = func(context.Context) error { return nil }
 	}
@@ -111,6 +127,10 @@ func New(cfg Config) (*API, error) {
 		mux:      http.NewServeMux(),
 		metrics:  newMetrics(),
 		idPrefix: hex.EncodeToString(seed[:]) + "-",
+	}
+	a.revokeLimiter = newFailureLimiter(cfg.RevokeLimit)
+	if cfg.Lifecycle != nil {
+		a.metrics.reg.MustRegister(newExpiringCollector(cfg.Lifecycle, cfg.Now))
 	}
 	if cfg.AuthFailureLimit > 0 {
 		a.limiter = newFailureLimiter(cfg.AuthFailureLimit)
@@ -146,6 +166,9 @@ func New(cfg Config) (*API, error) {
 	a.registerSelf()
 	a.registerOrgs()
 	a.registerTokens()
+	a.registerRotation()
+	a.registerWebhooks()
+	a.registerLeaks()
 	a.registerAnalyses()
 	a.registerSonar()
 	a.registerOps()

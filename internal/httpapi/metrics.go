@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"strconv"
 	"time"
+
+	"github.com/sot-dev/sot"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -94,4 +97,36 @@ func statusLabel(status int) string {
 		return "500"
 	}
 	return strconv.Itoa(status)
+}
+
+// expiringWithin is the horizon of the expiring-tokens gauge.
+const expiringWithin = 7 * sot.Day
+
+// expiringCollector reports, on each scrape, the live organization tokens
+// per organization that expire within seven days: what an alert on
+// "pipelines about to break" needs.
+type expiringCollector struct {
+	svc  sot.LifecycleService
+	now  func() time.Time
+	desc *prometheus.Desc
+}
+
+func newExpiringCollector(svc sot.LifecycleService, now func() time.Time) *expiringCollector {
+	return &expiringCollector{svc: svc, now: now, desc: prometheus.NewDesc("sot_tokens_expiring_7d",
+		"Live organization tokens that expire within 7 days, by organization.", []string{"org"}, nil)}
+}
+
+func (c *expiringCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *expiringCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.svc.CountExpiring(ctx, c.now(), expiringWithin)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for org, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), org)
+	}
 }

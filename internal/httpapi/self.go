@@ -119,15 +119,20 @@ func (a *API) createPersonalToken(ctx context.Context, user *sot.User, creator s
 
 // listTokens lists owner's tokens in a state ("" for active).
 func (a *API) listTokens(ctx context.Context, owner sot.TokenOwner, state string, page sot.Page) (*listOutput[tokenJSON], error) {
-	st := sot.TokenState(state)
-	if st == "" {
-		st = sot.TokenStateActive
+	return a.listTokensFiltered(ctx, owner, sot.TokenFilter{State: sot.TokenState(state)}, page)
+}
+
+// listTokensFiltered lists owner's tokens that filter selects at now.
+func (a *API) listTokensFiltered(ctx context.Context, owner sot.TokenOwner, filter sot.TokenFilter, page sot.Page) (*listOutput[tokenJSON], error) {
+	if filter.State == "" {
+		filter.State = sot.TokenStateActive
 	}
-	if !st.Valid() {
-		return nil, sot.Invalid("invalid state", sot.FieldError{Field: "state", Message: "want active, expired, revoked or all"})
+	if !filter.State.Valid() {
+		return nil, sot.Invalid("invalid state", sot.FieldError{Field: "state", Message: "want active, expired, revoked, all or expiring"})
 	}
 	now := a.now()
-	tokens, next, err := a.cfg.Tokens.ListTokens(ctx, owner, sot.TokenFilter{State: st, Now: now}, page)
+	filter.Now = now
+	tokens, next, err := a.cfg.Tokens.ListTokens(ctx, owner, filter, page)
 	if err != nil {
 		return nil, err
 	}

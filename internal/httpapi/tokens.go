@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -10,11 +11,12 @@ import (
 )
 
 type orgTokenBody struct {
-	Name         string    `json:"name"`
-	Description  string    `json:"description,omitempty"`
-	Scope        scopeJSON `json:"scope"`
-	Permissions  []string  `json:"permissions" enum:"scan,browse,provision,self_rotate"`
-	AllowedCIDRs []string  `json:"allowed_cidrs,omitempty" doc:"Client networks allowed to use the token (CIDR or address); empty: any."`
+	Name         string        `json:"name"`
+	Description  string        `json:"description,omitempty"`
+	Scope        scopeJSON     `json:"scope"`
+	Permissions  []string      `json:"permissions" enum:"scan,browse,provision,self_rotate"`
+	AllowedCIDRs []string      `json:"allowed_cidrs,omitempty" doc:"Client networks allowed to use the token (CIDR or address); empty: any."`
+	Rotation     *rotationJSON `json:"rotation,omitempty" doc:"Rotate on a schedule; the new secret goes out in a signed token.rotated webhook delivery."`
 	ExpiryFields
 }
 
@@ -24,8 +26,9 @@ type orgTokenCreateInput struct {
 }
 
 type orgTokenListInput struct {
-	Org   string `path:"org"`
-	State string `query:"state" enum:"active,expired,revoked,all" doc:"Default active."`
+	Org    string `path:"org"`
+	State  string `query:"state" enum:"active,expired,revoked,all,expiring" doc:"Default active; expiring: live tokens that expire within 30 days (or within)."`
+	Within string `query:"within" maxLength:"8" doc:"The horizon of state=expiring, such as 7d." example:"7d"`
 	PageParams
 }
 
@@ -38,11 +41,12 @@ type orgTokenPatchInput struct {
 	Org  string `path:"org"`
 	ID   int64  `path:"id"`
 	Body struct {
-		Name         *string    `json:"name,omitempty"`
-		Description  *string    `json:"description,omitempty"`
-		Scope        *scopeJSON `json:"scope,omitempty"`
-		Permissions  []string   `json:"permissions,omitempty" enum:"scan,browse,provision,self_rotate"`
-		AllowedCIDRs *[]string  `json:"allowed_cidrs,omitempty"`
+		Name         *string       `json:"name,omitempty"`
+		Description  *string       `json:"description,omitempty"`
+		Scope        *scopeJSON    `json:"scope,omitempty"`
+		Permissions  []string      `json:"permissions,omitempty" enum:"scan,browse,provision,self_rotate"`
+		AllowedCIDRs *[]string     `json:"allowed_cidrs,omitempty"`
+		Rotation     *rotationJSON `json:"rotation,omitempty"`
 	}
 }
 
@@ -98,6 +102,11 @@ func (a *API) registerTokens() {
 			if err != nil {
 				return nil, err
 			}
+			if b.Rotation != nil && b.Rotation.Every != "" {
+				if t.Rotation, err = sot.ParseRotation("rotation", b.Rotation.Every, b.Rotation.GracePeriod, org.TokenPolicy); err != nil {
+					return nil, err
+				}
+			}
 			if err := a.cfg.Tokens.CreateToken(ctx, t, sot.HashSecret(secret)); err != nil {
 				return nil, err
 			}
@@ -109,7 +118,15 @@ func (a *API) registerTokens() {
 			if err := principal(ctx).Authorize(sot.PermissionOrgAdmin, in.Org, ""); err != nil {
 				return nil, err
 			}
-			return a.listTokens(ctx, sot.TokenOwner{Org: in.Org}, in.State, in.page())
+			filter := sot.TokenFilter{State: sot.TokenState(in.State)}
+			if in.Within != "" {
+				days, err := sot.ParseLifetime(in.Within)
+				if err != nil {
+					return nil, sot.Invalid(err.Error(), sot.FieldError{Field: "within", Message: err.Error()})
+				}
+				filter.ExpiringWithin = time.Duration(days) * sot.Day
+			}
+			return a.listTokensFiltered(ctx, sot.TokenOwner{Org: in.Org}, filter, in.page())
 		})
 
 	huma.Register(a.huma, operation(http.MethodGet, "/api/v1/orgs/{org}/tokens/{id}", "get-org-token", "Organization tokens", "Get an organization token", http.StatusOK),
@@ -160,9 +177,21 @@ func (a *API) registerTokens() {
 				}
 				upd.AllowedCIDRs = &cidrs
 			}
+			var rot *sot.TokenRotation
+			if b.Rotation != nil {
+				var err error
+				if rot, err = a.rotation(ctx, in.Org, b.Rotation); err != nil {
+					return nil, err
+				}
+			}
 			t, err := a.cfg.Tokens.UpdateToken(ctx, sot.TokenOwner{Org: in.Org}, in.ID, upd)
 			if err != nil {
 				return nil, err
+			}
+			if b.Rotation != nil {
+				if t, err = a.cfg.Lifecycle.SetTokenRotation(ctx, sot.TokenOwner{Org: in.Org}, in.ID, rot, a.now()); err != nil {
+					return nil, err
+				}
 			}
 			return &bodyOutput[tokenJSON]{Body: toToken(t, a.now())}, nil
 		})

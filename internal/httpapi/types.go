@@ -111,6 +111,11 @@ type tokenJSON struct {
 	LastUsedIP   *string     `json:"last_used_ip"`
 	RevokedAt    *time.Time  `json:"revoked_at"`
 	AllowedCIDRs []string    `json:"allowed_cidrs"`
+	// Rotation fields (additions to the contract's token object).
+	Rotation                *rotationJSON `json:"rotation" doc:"The rotation schedule; null for none."`
+	NextRotationAt          *time.Time    `json:"next_rotation_at" doc:"When the schedule next rotates the token."`
+	RotatedAt               *time.Time    `json:"rotated_at" doc:"When the token was last rotated."`
+	PreviousSecretExpiresAt *time.Time    `json:"previous_secret_expires_at" doc:"While the secret replaced by the last rotation still works: when it stops."`
 }
 
 func toToken(t *sot.Token, now time.Time) tokenJSON {
@@ -121,6 +126,10 @@ func toToken(t *sot.Token, now time.Time) tokenJSON {
 		CreatedBy: userRefJSON{ID: t.CreatedBy.ID, Login: t.CreatedBy.Login},
 		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt,
 		AllowedCIDRs: cidrStrings(t.AllowedCIDRs),
+		Rotation:     toRotation(t.Rotation), NextRotationAt: t.NextRotationAt, RotatedAt: t.RotatedAt,
+	}
+	if p := t.PreviousSecretExpiresAt; p != nil && now.Before(*p) {
+		out.PreviousSecretExpiresAt = p
 	}
 	if t.Kind == sot.TokenKindOrg {
 		org := t.Org

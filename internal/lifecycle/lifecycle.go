@@ -1,0 +1,246 @@
+// Package lifecycle runs the scheduled work of token lifecycles on every
+// replica: scheduled rotations, expiry and idle warnings, and the delivery
+// of webhook events from the database outbox. Every step claims its work
+// in the database first, so that with several replicas, and across
+// restarts, each rotation and each delivery happens exactly once.
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sot-dev/sot"
+)
+
+// Defaults of Config.
+const (
+	DefaultInterval = 30 * time.Second
+	// DefaultTimeout bounds one delivery attempt.
+	DefaultTimeout = 10 * time.Second
+	// lease is how long a claimed delivery is reserved for the replica
+	// that claimed it: longer than an attempt can take.
+	lease = 2 * time.Minute
+	// batch bounds the rotations and deliveries of one sweep.
+	batch = 100
+	// maxResponseBytes bounds what is read of a receiver's answer.
+	maxResponseBytes = 4 << 10
+	// firstRetry and maxRetry shape the exponential backoff.
+	firstRetry = 30 * time.Second
+	maxRetry   = time.Hour
+)
+
+// Config wires a Runner.
+type Config struct {
+	Store    sot.LifecycleService
+	Webhooks sot.WebhookService
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Interval is the time between sweeps; DefaultInterval when 0.
+	Interval time.Duration
+	// Client sends deliveries; when nil, a client with DefaultTimeout
+	// that follows no redirects.
+	Client *http.Client
+}
+
+// Runner does the scheduled work.
+type Runner struct {
+	cfg   Config
+	now   func() time.Time
+	log   *slog.Logger
+	owner string // this replica's name in delivery leases
+}
+
+// New returns a Runner.
+func New(cfg Config) *Runner {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{
+			Timeout: DefaultTimeout,
+			// A redirect is an answer, not a delivery: following it could
+			// send a secret to a host the admin never configured.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	return &Runner{cfg: cfg, now: cfg.Now, log: cfg.Logger, owner: hex.EncodeToString(b[:])}
+}
+
+// Run sweeps at once (work that fell due while no replica ran is done
+// after a restart) and then every Interval, until ctx is done.
+func (r *Runner) Run(ctx context.Context) {
+	tick := time.NewTicker(r.cfg.Interval)
+	defer tick.Stop()
+	for {
+		if err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("lifecycle sweep", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Sweep does the work due now: rotations, warnings, then deliveries (so
+// that what the first steps emitted goes out in the same sweep).
+func (r *Runner) Sweep(ctx context.Context) error {
+	ctx = sot.WithActor(ctx, sot.Actor{Type: sot.ActorSystem, Name: "scheduler"})
+	var errs []error
+	if err := r.rotate(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := r.cfg.Store.SweepExpiry(ctx, r.now()); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := r.cfg.Store.SweepIdle(ctx, r.now()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.deliver(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// rotate rotates the tokens whose schedule is due. The new secret goes
+// into the token.rotated delivery; nothing else keeps it.
+func (r *Runner) rotate(ctx context.Context) error {
+	now := r.now()
+	due, err := r.cfg.Store.DueRotations(ctx, now, batch)
+	if err != nil {
+		return fmt.Errorf("due rotations: %w", err)
+	}
+	for _, t := range due {
+		secret := sot.NewSecret(t.Kind)
+		owner := sot.TokenOwner{Org: t.Org}
+		if t.Kind == sot.TokenKindPersonal {
+			owner = sot.TokenOwner{UserID: t.UserID}
+		}
+		_, err := r.cfg.Store.RotateToken(ctx, owner, t.ID, sot.RotateRequest{
+			Now: now, Grace: t.Rotation.GracePeriod, Hash: sot.HashSecret(secret), Hint: sot.SecretHint(secret),
+			Secret: secret, IfNextRotationAt: t.NextRotationAt,
+		})
+		switch {
+		case errors.Is(err, sot.ErrConflict):
+			// Another replica rotated it first.
+		case err != nil:
+			r.log.Error("scheduled rotation", "token_id", t.ID, "err", err)
+		default:
+			r.log.Info("scheduled rotation", "token_id", t.ID, "org", t.Org)
+		}
+	}
+	return nil
+}
+
+// deliver sends the due deliveries this replica could claim.
+func (r *Runner) deliver(ctx context.Context) error {
+	ds, err := r.cfg.Webhooks.ClaimDeliveries(ctx, r.now(), lease, r.owner, batch)
+	if err != nil {
+		return fmt.Errorf("claim deliveries: %w", err)
+	}
+	for _, d := range ds {
+		a := r.send(ctx, d)
+		var next *time.Time
+		if a.Error != "" {
+			next = retryAt(d, a.At)
+		}
+		if err := r.cfg.Webhooks.FinishAttempt(ctx, d.ID, r.owner, a, next); err != nil {
+			r.log.Error("record delivery attempt", "delivery_id", d.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// retryAt returns when to try d again after a failed attempt at, with an
+// exponential backoff (30 s, 1 min, 2 min, … up to an hour), or nil once
+// the next try would be more than MaxDeliveryAge after the event.
+func retryAt(d *sot.OutboundDelivery, at time.Time) *time.Time {
+	delay := firstRetry
+	for i := 0; i < d.Attempts && delay < maxRetry; i++ {
+		delay *= 2
+	}
+	delay = min(delay, maxRetry)
+	next := at.Add(delay)
+	if next.Sub(d.CreatedAt) > sot.MaxDeliveryAge {
+		return nil
+	}
+	return &next
+}
+
+// send makes one attempt at delivering d.
+func (r *Runner) send(ctx context.Context, d *sot.OutboundDelivery) sot.DeliveryAttempt {
+	now := r.now()
+	a := sot.DeliveryAttempt{At: now}
+	ts := now.Unix()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(d.Body))
+	if err != nil {
+		a.Error = "invalid request: " + err.Error()
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "sot-webhooks")
+	req.Header.Set("X-Sot-Event", d.Event)
+	req.Header.Set("X-Sot-Delivery", strconv.FormatInt(d.ID, 10))
+	req.Header.Set("X-Sot-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("X-Sot-Signature", Sign(d.Secret, ts, d.Body))
+	start := time.Now()
+	resp, err := r.cfg.Client.Do(req)
+	a.Duration = time.Since(start)
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	defer resp.Body.Close()
+	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	a.StatusCode = resp.StatusCode
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		a.Error = fmt.Sprintf("HTTP %d", resp.StatusCode)
+		if s := strings.TrimSpace(string(excerpt)); s != "" {
+			a.Error += ": " + s
+		}
+	}
+	return a
+}
+
+// Sign returns the X-Sot-Signature of a delivery: "sha256=" and the hex
+// HMAC-SHA256, keyed with the webhook secret, of "<timestamp>.<body>".
+func Sign(secret string, timestamp int64, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(strconv.FormatInt(timestamp, 10)))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify reports whether signature is the valid X-Sot-Signature of body
+// sent at timestamp (the X-Sot-Timestamp header), in constant time. A
+// receiver should also refuse timestamps far from its own clock.
+func Verify(secret, timestamp, signature string, body []byte) bool {
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal([]byte(Sign(secret, ts, body)), []byte(signature))
+}
