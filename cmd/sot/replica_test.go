@@ -130,6 +130,10 @@ type outcome struct {
 	kind, key string // "project" and its key, "token" and its ID, "org" and its key
 	status    int
 	body      string
+	// secret is a created token's, and other the replica that did not
+	// create it.
+	secret string
+	other  *testServer
 }
 
 // post sends a JSON POST from a client goroutine, where t.Fatal is not
@@ -197,7 +201,9 @@ func TestReplicasConcurrentWrites(t *testing.T) {
 		outcomes []outcome
 		wg       sync.WaitGroup
 	)
-	for r, srv := range []*testServer{a, b} {
+	replicas := []*testServer{a, b}
+	for r, srv := range replicas {
+		other := replicas[1-r]
 		for c := range clientsPerReplica {
 			wg.Go(func() {
 				var mine []outcome
@@ -205,21 +211,21 @@ func TestReplicasConcurrentWrites(t *testing.T) {
 					n := r*clientsPerReplica*rounds + c*rounds + i // distinct per request
 					key := fmt.Sprintf("p-%02d", (n*7)%projectKeys)
 					st, body := post(hc, srv.URL, a.AdminToken, "/api/v1/orgs/acme/projects", map[string]any{"key": key})
-					mine = append(mine, outcome{"project", key, st, string(body)})
+					mine = append(mine, outcome{kind: "project", key: key, status: st, body: string(body)})
 
 					org := fmt.Sprintf("org-%d", n%orgKeys)
 					st, body = post(hc, srv.URL, a.AdminToken, "/api/v1/orgs", map[string]any{"key": org, "name": org, "plan": "team"})
-					mine = append(mine, outcome{"org", org, st, string(body)})
+					mine = append(mine, outcome{kind: "org", key: org, status: st, body: string(body)})
 
 					st, body = post(hc, srv.URL, a.AdminToken, "/api/v1/orgs/acme/tokens", map[string]any{
 						"name": "ci", "expires_in": "30d", "permissions": []string{"scan"},
 						"scope": map[string]any{"projects": []string{"seed-0", "seed-1"}, "patterns": []string{"p-.*"}}})
-					id := ""
+					o := outcome{kind: "token", status: st, body: string(body), other: other}
 					var created createdTokenBody
 					if st == http.StatusCreated && json.Unmarshal(body, &created) == nil {
-						id = fmt.Sprint(created.Token.ID)
+						o.key, o.secret = fmt.Sprint(created.Token.ID), created.Secret
 					}
-					mine = append(mine, outcome{"token", id, st, string(body)})
+					mine = append(mine, o)
 				}
 				mu.Lock()
 				outcomes = append(outcomes, mine...)
@@ -260,7 +266,13 @@ func TestReplicasConcurrentWrites(t *testing.T) {
 	wantProjects := slices.Sorted(slices.Values(append(created["project"], "seed-0", "seed-1")))
 	wantOrgs := slices.Sorted(slices.Values(append(created["org"], "acme")))
 	wantTokens := slices.Sorted(slices.Values(created["token"]))
-	for _, srv := range []*testServer{a, b} {
+	for _, o := range outcomes {
+		if o.secret != "" {
+			// The other replica never saw this secret: it reads it from the database.
+			o.other.as(t, o.secret).do("GET", checkPath("seed-0", "scan"), nil).want(t, http.StatusNoContent)
+		}
+	}
+	for _, srv := range replicas {
 		c := srv.admin(t)
 		if got := listKeys(t, c, "/api/v1/orgs/acme/projects", "key"); !slices.Equal(got, wantProjects) {
 			t.Errorf("%s lists projects %v, want %v", srv.URL, got, wantProjects)
