@@ -5,9 +5,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -122,6 +124,59 @@ func TestReplicasPropagateChanges(t *testing.T) {
 				tc.undo(t)
 			}
 		})
+	}
+}
+
+// Replicas started at the same moment on a new database take turns at
+// the migrations (under the advisory lock), and exactly one of them
+// creates the instance admin, whose token every replica then accepts.
+func TestReplicasStartTogether(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	type replica struct {
+		srv *server
+		out bytes.Buffer
+		err error
+	}
+	replicas := make([]*replica, 3)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		r := &replica{}
+		replicas[i] = r
+		wg.Go(func() {
+			r.srv, r.err = newServer(t.Context(), serveConfig{Addr: "127.0.0.1:0", DB: dsn, AdminPassword: "admin-password-for-tests"}, &r.out)
+		})
+	}
+	wg.Wait()
+	var tokens []string
+	var urls []string
+	for i, r := range replicas {
+		if r.err != nil {
+			t.Fatalf("replica %d: %v", i, r.err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.srv.Serve(ctx, ln) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+		})
+		urls = append(urls, "http://"+ln.Addr().String())
+		if tok := adminTokenFrom(r.out.String()); tok != "" {
+			tokens = append(tokens, tok)
+		}
+	}
+	if len(tokens) != 1 {
+		t.Fatalf("%d replicas printed an admin token, want exactly 1", len(tokens))
+	}
+	for _, u := range urls {
+		c := &apiClient{t: t, base: u, token: tokens[0]}
+		c.do("GET", "/api/v1/me", nil).want(t, http.StatusOK)
 	}
 }
 
