@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,6 +40,11 @@ type serverOpts struct {
 	AuthFailureLimit int
 	// Clock, when set, is the server's clock (expiry tests move it).
 	Clock *testClock
+	// GitHubKeys verify GitHub secret-scanning alerts.
+	GitHubKeys map[string]*ecdsa.PublicKey
+	// LifecycleInterval runs the lifecycle loop at this interval; 0 runs
+	// none, and tests sweep with testServer.sweep.
+	LifecycleInterval time.Duration
 }
 
 // testServer is a running server.
@@ -87,6 +93,8 @@ func startServer(t testing.TB, opts serverOpts) *testServer {
 		CheckPathTemplate: opts.CheckPathTemplate,
 		AuthFailureLimit:  -1,
 		AdminPassword:     opts.AdminPassword,
+		GitHubKeys:        opts.GitHubKeys,
+		LifecycleInterval: -1,
 		Logger:            slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ShutdownTimeout:   5 * time.Second,
 	}
@@ -95,6 +103,9 @@ func startServer(t testing.TB, opts serverOpts) *testServer {
 	}
 	if opts.Clock != nil {
 		cfg.Now = opts.Clock.Now
+	}
+	if opts.LifecycleInterval > 0 {
+		cfg.LifecycleInterval = opts.LifecycleInterval
 	}
 	var stdout bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
