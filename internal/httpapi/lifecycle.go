@@ -43,7 +43,10 @@ type rotateBody struct {
 	GracePeriod string `json:"grace_period,omitempty" doc:"How long the current secret keeps working, such as 24h (default: it stops now; at most 30 days)." example:"24h"`
 }
 
-func (b rotateBody) grace() (time.Duration, error) {
+func (b *rotateBody) grace() (time.Duration, error) {
+	if b == nil {
+		return 0, nil
+	}
 	g, err := sot.ParseGracePeriod(b.GracePeriod)
 	if err != nil {
 		return 0, sot.Invalid(err.Error(), sot.FieldError{Field: "grace_period", Message: err.Error()})
@@ -54,16 +57,16 @@ func (b rotateBody) grace() (time.Duration, error) {
 type orgTokenRotateInput struct {
 	Org  string `path:"org"`
 	ID   int64  `path:"id"`
-	Body rotateBody
+	Body *rotateBody
 }
 
 type userTokenRotateInput struct {
 	ID   int64 `path:"id"`
-	Body rotateBody
+	Body *rotateBody
 }
 
 type selfRotateInput struct {
-	Body rotateBody
+	Body *rotateBody
 }
 
 var errSelfRotate = &sot.Error{Code: sot.EFORBIDDEN, Message: "self-rotation is for organization tokens with the self_rotate permission; users rotate personal tokens with POST /api/v1/user/tokens/{id}/rotate"}
@@ -103,7 +106,7 @@ func (a *API) registerRotation() {
 }
 
 // rotate gives owner's token id (of kind) a new secret and returns it once.
-func (a *API) rotate(ctx context.Context, owner sot.TokenOwner, id int64, kind sot.TokenKind, b rotateBody) (*bodyOutput[createdToken], error) {
+func (a *API) rotate(ctx context.Context, owner sot.TokenOwner, id int64, kind sot.TokenKind, b *rotateBody) (*bodyOutput[createdToken], error) {
 	grace, err := b.grace()
 	if err != nil {
 		return nil, err
