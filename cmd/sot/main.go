@@ -35,6 +35,7 @@ type cli struct {
 
 	Serve       serveCmd       `cmd:"" help:"Run the sot server."`
 	MigrateData migrateDataCmd `cmd:"" name:"migrate-data" help:"Copy a whole deployment into a new, empty database (such as SQLite to PostgreSQL), then check row counts."`
+	Bench       benchCmd       `cmd:"" help:"Measure the token check under load on loopback: a seeded organization, the real server, /healthz and a bare net/http server in the same run."`
 
 	Login  loginCmd  `cmd:"" help:"Save a server URL and token for the other commands (verified first)."`
 	Logout logoutCmd `cmd:"" help:"Forget the saved URL and token."`
