@@ -20,6 +20,7 @@ import (
 	"github.com/sot-dev/sot/internal/auth"
 	"github.com/sot-dev/sot/internal/httpapi"
 	"github.com/sot-dev/sot/internal/lifecycle"
+	"github.com/sot-dev/sot/internal/oidc"
 	"github.com/sot-dev/sot/internal/password"
 	"github.com/sot-dev/sot/internal/store"
 )
@@ -34,6 +35,8 @@ type serveCmd struct {
 	CheckPathTemplate string        `name:"check-path-template" env:"SOT_CHECK_PATH_TEMPLATE" placeholder:"TEMPLATE" help:"Let /api/v1/check read org and project from X-Forwarded-Uri with this template (such as \"/{org}/{project}/...\")."`
 	GitHubScanKeys    string        `name:"github-secret-scanning-keys" env:"SOT_GITHUB_SECRET_SCANNING_KEYS" type:"path" placeholder:"FILE" help:"Public keys of GitHub secret scanning (GitHub's JSON key list, or PEM keys with a Key-Identifier header): enables POST /api/v1/secret-scanning/github."`
 	LifecycleInterval time.Duration `name:"lifecycle-interval" env:"SOT_LIFECYCLE_INTERVAL" default:"30s" help:"How often scheduled rotations, expiry and idle warnings and webhook deliveries run."`
+	OIDCIssuers       []string      `name:"oidc-issuers" env:"SOT_OIDC_ISSUERS" sep:"," placeholder:"URL" help:"OIDC issuers whose CI ID tokens may be exchanged for organization tokens (comma-separated URLs, or the presets github and gitlab); none by default. See docs/oidc.md."`
+	OIDCStaticJWKS    []string      `name:"oidc-static-jwks" env:"SOT_OIDC_STATIC_JWKS" sep:"," placeholder:"ISSUER=FILE" help:"Trust an issuer sot cannot reach, with its keys from a JWKS file (comma-separated ISSUER=FILE pairs)."`
 	LogLevel          string        `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
 }
 
@@ -67,6 +70,15 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 			return usageErrorf("--github-secret-scanning-keys %s: %v", c.GitHubScanKeys, err)
 		}
 	}
+	for _, s := range c.OIDCIssuers {
+		if _, err := oidc.ResolveIssuer(s); err != nil {
+			return usageErrorf("--oidc-issuers: %v", err)
+		}
+	}
+	staticJWKS, err := readStaticJWKS(c.OIDCStaticJWKS)
+	if err != nil {
+		return usageErrorf("--oidc-static-jwks: %v", err)
+	}
 	if c.LifecycleInterval < time.Second {
 		return usageErrorf("--lifecycle-interval: at least 1s")
 	}
@@ -79,6 +91,8 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 		CheckPathTemplate: c.CheckPathTemplate,
 		GitHubKeys:        ghKeys,
 		LifecycleInterval: c.LifecycleInterval,
+		OIDCIssuers:       c.OIDCIssuers,
+		OIDCStaticJWKS:    staticJWKS,
 		AdminPassword:     os.Getenv("SOT_ADMIN_PASSWORD"),
 		Logger:            logger,
 	}
@@ -110,6 +124,10 @@ type serveConfig struct {
 	// LifecycleInterval is the time between lifecycle sweeps (0: the
 	// default); a negative one runs no loop, for tests that sweep by hand.
 	LifecycleInterval time.Duration
+	// OIDCIssuers are the trusted OIDC issuers (URLs or preset names);
+	// OIDCStaticJWKS adds issuers with keys given by the operator.
+	OIDCIssuers    []string
+	OIDCStaticJWKS map[string][]byte
 	// AdminPassword is the first start's admin password; generated when "".
 	AdminPassword string
 	Logger        *slog.Logger
@@ -159,6 +177,12 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		"github_secret_scanning_keys", len(cfg.GitHubKeys),
 		"lifecycle_interval", cfg.LifecycleInterval)
 
+	verifier, err := oidc.New(oidc.Config{Issuers: cfg.OIDCIssuers, StaticJWKS: cfg.OIDCStaticJWKS,
+		Now: cfg.Now, Logger: log.With("component", "oidc")})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("OIDC issuers trusted", "issuers", verifier.Issuers())
 	db, err := store.Open(ctx, cfg.DB, log)
 	if err != nil {
 		return nil, err
@@ -184,6 +208,8 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		Lifecycle:         db,
 		Webhooks:          db,
 		GitHubKeys:        cfg.GitHubKeys,
+		TrustPolicies:     db,
+		OIDC:              verifier,
 	})
 	if err != nil {
 		db.Close()
@@ -394,4 +420,30 @@ func redactDSN(dsn string) string {
 		return u.Redacted()
 	}
 	return dsn
+}
+
+// readStaticJWKS reads ISSUER=FILE pairs into the JWKS document of each
+// issuer.
+func readStaticJWKS(pairs []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, pair := range pairs {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		// An issuer URL has no query, so its first "=" ends it.
+		issuer, file, ok := strings.Cut(pair, "=")
+		if !ok || issuer == "" || file == "" {
+			return nil, fmt.Errorf("%q: want ISSUER=FILE", pair)
+		}
+		iss, err := oidc.ResolveIssuer(issuer)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		out[iss] = doc
+	}
+	return out, nil
 }

@@ -40,6 +40,10 @@ type serverOpts struct {
 	AuthFailureLimit int
 	// Clock, when set, is the server's clock (expiry tests move it).
 	Clock *testClock
+	// OIDCIssuers and OIDCStaticJWKS are the server's trusted OIDC
+	// issuers (tokenless CI tests).
+	OIDCIssuers    []string
+	OIDCStaticJWKS map[string][]byte
 	// GitHubKeys verify GitHub secret-scanning alerts.
 	GitHubKeys map[string]*ecdsa.PublicKey
 	// LifecycleInterval runs the lifecycle loop at this interval; 0 runs
@@ -104,6 +108,7 @@ func startServer(t testing.TB, opts serverOpts) *testServer {
 	if opts.Clock != nil {
 		cfg.Now = opts.Clock.Now
 	}
+	cfg.OIDCIssuers, cfg.OIDCStaticJWKS = opts.OIDCIssuers, opts.OIDCStaticJWKS
 	if opts.LifecycleInterval > 0 {
 		cfg.LifecycleInterval = opts.LifecycleInterval
 	}

@@ -78,6 +78,11 @@ type Config struct {
 	// RevokeLimit is how many public revoke calls a client address may
 	// make per minute; DefaultRevokeLimit when 0.
 	RevokeLimit int
+	// TrustPolicies and OIDC serve tokenless CI: trust policies, and the
+	// verifier of the ID tokens exchanged under them (nil: no issuer is
+	// trusted, and every exchange gets 401).
+	TrustPolicies sot.TrustPolicyService
+	OIDC          sot.IDTokenVerifier
 }
 
 // API serves the REST API. It is an http.Handler for the paths "/api/",
@@ -169,6 +174,7 @@ func New(cfg Config) (*API, error) {
 	a.registerRotation()
 	a.registerWebhooks()
 	a.registerLeaks()
+	a.registerTrust()
 	a.registerAnalyses()
 	a.registerSonar()
 	a.registerOps()

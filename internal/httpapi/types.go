@@ -116,6 +116,10 @@ type tokenJSON struct {
 	NextRotationAt          *time.Time    `json:"next_rotation_at" doc:"When the schedule next rotates the token."`
 	RotatedAt               *time.Time    `json:"rotated_at" doc:"When the token was last rotated."`
 	PreviousSecretExpiresAt *time.Time    `json:"previous_secret_expires_at" doc:"While the secret replaced by the last rotation still works: when it stops."`
+	// OIDC fields (additions): the trust policy and CI identity of a token
+	// minted by an OIDC exchange (source "oidc").
+	TrustPolicyID *int64            `json:"trust_policy_id,omitempty" doc:"The trust policy that minted the token (source oidc)."`
+	OIDC          *oidcIdentityJSON `json:"oidc,omitempty" doc:"The CI identity the token was minted for (source oidc)."`
 }
 
 func toToken(t *sot.Token, now time.Time) tokenJSON {
@@ -142,6 +146,14 @@ func toToken(t *sot.Token, now time.Time) tokenJSON {
 	if t.LastUsedIP != "" {
 		ip := t.LastUsedIP
 		out.LastUsedIP = &ip
+	}
+	if t.TrustPolicyID != 0 {
+		id := t.TrustPolicyID
+		out.TrustPolicyID = &id
+	}
+	if t.OIDC != nil {
+		o := oidcIdentityJSON(*t.OIDC)
+		out.OIDC = &o
 	}
 	return out
 }
