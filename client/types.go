@@ -176,6 +176,10 @@ type Token struct {
 	RevokedAt    *time.Time `json:"revoked_at"`
 	AllowedCIDRs []string   `json:"allowed_cidrs"`
 	Rotation     *Rotation  `json:"rotation,omitempty"`
+	// TrustPolicyID and OIDC are set on a token minted by an OIDC
+	// exchange (Source "oidc"): the trust policy and the CI identity.
+	TrustPolicyID *int64        `json:"trust_policy_id,omitempty"`
+	OIDC          *OIDCIdentity `json:"oidc,omitempty"`
 }
 
 // NewToken is a token with its secret, as returned once by creation and
