@@ -149,6 +149,10 @@ func New(cfg Config) (*API, error) {
 	}
 
 	hc := huma.DefaultConfig("sot", cfg.Version)
+	// curl -d sends application/x-www-form-urlencoded unless told otherwise.
+	// The API speaks only JSON, so such a body is read as JSON (as GitHub's
+	// API does) rather than refused.
+	hc.Formats["application/x-www-form-urlencoded"] = hc.Formats["application/json"]
 	hc.Info.Description = "Scoped organization tokens: API tokens that belong to an organization, for CI pipelines."
 	// Schemas are named for the wire shapes: tokenJSON is "Token".
 	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", func(t reflect.Type, hint string) string {
