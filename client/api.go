@@ -101,6 +101,16 @@ func (c *Client) RotateSelf(ctx context.Context, grace string) (*NewToken, error
 	return &t, nil
 }
 
+// RotatePersonalToken gives one of the caller's personal tokens a new
+// secret; the old one keeps working for grace ("" for none).
+func (c *Client) RotatePersonalToken(ctx context.Context, id int64, grace string) (*NewToken, error) {
+	var t NewToken
+	if err := c.do(ctx, http.MethodPost, "/api/v1/user/tokens/"+strconv.FormatInt(id, 10)+"/rotate", nil, rotateRequest{grace}, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
 // Organization
 
 func orgPath(org string) string { return "/api/v1/orgs/" + seg(org) }

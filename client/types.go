@@ -139,7 +139,9 @@ type UserRef struct {
 }
 
 // Rotation is a token's rotation schedule: the server rotates it every
-// Every (such as "30d") and keeps the old secret valid for GracePeriod.
+// Every (such as "30d"), keeps the old secret valid for GracePeriod (such as
+// "24h"), and sends the new secret in a signed token.rotated webhook
+// delivery. In a TokenUpdate, an empty Every removes the schedule.
 type Rotation struct {
 	Every       string `json:"every"`
 	GracePeriod string `json:"grace_period,omitempty"`
@@ -175,7 +177,15 @@ type Token struct {
 	LastUsedIP   *string    `json:"last_used_ip"`
 	RevokedAt    *time.Time `json:"revoked_at"`
 	AllowedCIDRs []string   `json:"allowed_cidrs"`
-	Rotation     *Rotation  `json:"rotation,omitempty"`
+	// Rotation is the token's rotation schedule, or nil for none.
+	Rotation *Rotation `json:"rotation"`
+	// NextRotationAt is when the schedule next rotates the token.
+	NextRotationAt *time.Time `json:"next_rotation_at"`
+	// RotatedAt is when the token was last rotated.
+	RotatedAt *time.Time `json:"rotated_at"`
+	// PreviousSecretExpiresAt is, while the secret replaced by the last
+	// rotation still works, when it stops.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 	// TrustPolicyID and OIDC are set on a token minted by an OIDC
 	// exchange (Source "oidc"): the trust policy and the CI identity.
 	TrustPolicyID *int64        `json:"trust_policy_id,omitempty"`
