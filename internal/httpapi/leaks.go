@@ -150,6 +150,9 @@ func (a *API) registerLeaks() {
 	gh := optionalAuth(operation(http.MethodPost, "/api/v1/secret-scanning/github", "github-secret-scanning", "Leaks",
 		"GitHub secret-scanning partner alerts: revoke the reported tokens", http.StatusOK))
 	gh.Security = []map[string][]string{}
+	// The signature covers the raw bytes: they are read as they came and
+	// parsed only once verified.
+	gh.SkipValidateBody = true
 	gh.Description = "GitHub's secret-scanning partner format, signed with ECDSA P-256 by a key the operator configured " +
 		"(--github-secret-scanning-keys). Found tokens are revoked and audited as token.leaked."
 	huma.Register(a.huma, gh, func(ctx context.Context, in *githubScanInput) (*bodyOutput[[]githubLabel], error) {
@@ -190,9 +193,10 @@ func (a *API) registerLeaks() {
 		ip := info(ctx).ip
 		now := a.now()
 		if d := a.revokeLimiter.wait(ip, now); d > 0 {
+			ra := fmt.Sprint(int(d.Seconds()) + 1)
 			p := problemFor(sot.Errorf(sot.ERATELIMITED, "too many revoke calls from this address; retry later"))
-			p.retryAfter = fmt.Sprint(int(d.Seconds()) + 1)
-			return nil, p
+			p.retryAfter = ra
+			return nil, huma.ErrorWithHeaders(p, http.Header{"Retry-After": {ra}})
 		}
 		a.revokeLimiter.fail(ip, now)
 		var hashes []sot.SecretHash
