@@ -127,8 +127,11 @@ func BenchmarkAuthorize(b *testing.B) {
 		project string
 	}{
 		{"all", orgTokenPrincipal(b, "acme", PlanTeam, Scope{AllProjects: true}, PermissionScan), "web"},
+		{"explicit-1", orgTokenPrincipal(b, "acme", PlanTeam, Scope{Projects: projects[54321:54322]}, PermissionScan), "project-054321"},
 		{"explicit-100000", orgTokenPrincipal(b, "acme", PlanTeam, Scope{Projects: projects}, PermissionScan), "project-054321"},
+		{"patterns-1", orgTokenPrincipal(b, "acme", PlanTeam, Scope{Patterns: patterns[49:]}, PermissionScan), "team-49-web"},
 		{"patterns-50", orgTokenPrincipal(b, "acme", PlanTeam, Scope{Patterns: patterns}, PermissionScan), "team-49-web"},
+		{"mixed", orgTokenPrincipal(b, "acme", PlanTeam, Scope{Projects: projects[:10], Patterns: patterns}, PermissionScan), "team-49-web"},
 		{"member", &Principal{Kind: PrincipalPersonalToken, User: &User{ID: 2}, Memberships: map[string]Role{"acme": RoleMember}}, "web"},
 	}
 	for _, c := range cases {
