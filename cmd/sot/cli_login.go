@@ -14,9 +14,13 @@ import (
 
 type loginCmd struct {
 	TokenStdin bool `help:"Read the token from standard input (for scripts), instead of asking."`
+	oidcLoginFlags
 }
 
 func (c *loginCmd) Run(ctx context.Context, g *globals, std *stdio) error {
+	if c.OIDC {
+		return c.loginOIDC(ctx, g, std)
+	}
 	saved, err := loadCredentials()
 	if err != nil {
 		return err

@@ -49,6 +49,8 @@ type cli struct {
 	Check   checkCmd   `cmd:"" help:"Check whether the credential may act on a project: exit 0 allowed, 3 bad credential, 4 not allowed."`
 	Audit   auditCmd   `cmd:"" help:"Show an organization's audit log."`
 
+	TrustPolicy trustPolicyCmd `cmd:"" name:"trust-policy" help:"Manage trust policies: which CI jobs may exchange their OIDC identity for a short-lived token (tokenless CI)."`
+
 	Version    versionCmd    `cmd:"" help:"Print the version of sot."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 }
