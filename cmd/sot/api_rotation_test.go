@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sot-dev/sot/internal/lifecycle"
+	"github.com/sot-dev/sot/internal/pgtest"
 )
 
 // rotatedBody is the token object with the rotation fields.
@@ -569,4 +570,54 @@ func TestAPIIdleWarning(t *testing.T) {
 		}
 		s.as(t, tok.Secret).do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusNoContent)
 	})
+}
+
+// Two replicas on one PostgreSQL sweep the same due tokens at the same
+// time, twice each: every token is rotated exactly once, and every
+// token.rotated delivery reaches the receiver exactly once.
+func TestReplicasScheduledRotationExactlyOnce(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	clock := &testClock{}
+	a := startServer(t, serverOpts{DSN: dsn, Clock: clock})
+	b := startServer(t, serverOpts{DSN: dsn, Clock: clock})
+	b.AdminToken = a.AdminToken
+	a.createOrg(t, "acme", "team")
+	rc := newReceiver(t, "receiver-secret-0123456789", 0)
+	a.createWebhook(t, "acme", rc, "token.rotated")
+	const n = 20
+	ids := map[float64]bool{}
+	for range n {
+		tok := a.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"},
+			"expires_in": "90d", "rotation": map[string]any{"every": "7d", "grace_period": "1h"}})
+		ids[float64(tok.Token.ID)] = true
+	}
+	clock.Advance(7*24*time.Hour + time.Minute)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, s := range []*testServer{a, b, a, b} {
+		wg.Go(func() { s.sweep(t) })
+	}
+	wg.Wait()
+	t.Logf("4 concurrent sweeps on 2 replicas rotated and delivered %d tokens in %v", n, time.Since(start).Round(time.Millisecond))
+	evs := rc.events()
+	seen := map[string]bool{}
+	for _, d := range evs {
+		if seen[d.ID] {
+			t.Fatalf("delivery %s received twice", d.ID)
+		}
+		seen[d.ID] = true
+		id := d.Body["token"].(map[string]any)["id"].(float64)
+		if !ids[id] {
+			t.Fatalf("token %v rotated twice or unknown", id)
+		}
+		delete(ids, id)
+	}
+	if len(evs) != n || len(ids) != 0 {
+		t.Fatalf("%d token.rotated deliveries for %d due tokens; not rotated: %v", len(evs), n, ids)
+	}
+	var audit listBody[auditBody]
+	a.admin(t).do("GET", "/api/v1/orgs/acme/audit?action=token.rotated&page_size=1000", nil).want(t, http.StatusOK).decode(t, &audit)
+	if len(audit.Items) != n {
+		t.Fatalf("%d token.rotated audit events, want %d", len(audit.Items), n)
+	}
 }
