@@ -46,7 +46,7 @@ const (
 	uiBulk     = 2000 // projects "svc-0000" … "svc-1999"
 )
 
-func startUI(t *testing.T) *uiEnv {
+func startUI(t *testing.T, bulk int) *uiEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sot.db"), nil)
@@ -82,13 +82,17 @@ func startUI(t *testing.T) *uiEnv {
 		db.Close()
 	})
 	env := &uiEnv{url: "http://" + ln.Addr().String(), db: db, auth: a}
-	env.seed(t)
+	env.seed(t, bulk)
 	return env
 }
 
-func (e *uiEnv) seed(t *testing.T) {
+// seed makes users, two organizations, a few projects and bulk projects
+// "svc-0000", "svc-0001", ….
+func (e *uiEnv) seed(t *testing.T, bulk int) {
 	t.Helper()
 	ctx := context.Background()
+	start := time.Now()
+	defer func() { t.Logf("seeded in %v", time.Since(start).Round(time.Millisecond)) }()
 	hash, err := password.Hash(uiPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +119,7 @@ func (e *uiEnv) seed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := range uiBulk {
+	for i := range bulk {
 		key := fmt.Sprintf("svc-%04d", i)
 		if err := e.db.CreateProject(ctx, &sot.Project{Org: uiOrg, Key: key, Name: "Service " + strconv.Itoa(i)}); err != nil {
 			t.Fatal(err)
@@ -158,16 +162,25 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.WindowSize(1280, 900),
 	)
 	ctx, cancel := chromedp.NewContext(actx)
-	// The first action starts the browser; it must not run under a timeout.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		cancel()
-		cancelAlloc()
-		t.Fatalf("start Chromium: %v", err)
-	}
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
 	})
+	// The first action starts the browser, which lives as long as the
+	// context of that action: it cannot run under a timeout, so it is
+	// bounded from outside.
+	start := time.Now()
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx, chromedp.Navigate("about:blank")) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start Chromium: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Chromium did not start within 60 s")
+	}
+	t.Logf("Chromium started in %v", time.Since(start).Round(time.Millisecond))
 	return ctx
 }
 
@@ -180,6 +193,18 @@ func step(t *testing.T, bctx context.Context, what string, actions ...chromedp.A
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// inBrowser runs one action with a bound and returns its value.
+func inBrowser[T any](t *testing.T, bctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bctx, 15*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
 }
 
 // submit clicks sel and returns the status of the page it leads to.
@@ -211,7 +236,9 @@ func text(t *testing.T, bctx context.Context, sel chromedp.CSS) string {
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Text(sel))
 	if err != nil {
-		page, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("location.href + '\\n' + document.body.innerText"))
+		pctx, pcancel := context.WithTimeout(bctx, 5*time.Second)
+		defer pcancel()
+		page, _ := chromedp.Run(pctx, chromedp.Evaluate[string]("location.href + '\\n' + document.body.innerText"))
 		t.Fatalf("text of %s: %v; page: %s", sel, err, page)
 	}
 	return strings.TrimSpace(s)
@@ -219,20 +246,12 @@ func text(t *testing.T, bctx context.Context, sel chromedp.CSS) string {
 
 func html(t *testing.T, bctx context.Context) string {
 	t.Helper()
-	s, err := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
-	if err != nil {
-		t.Fatalf("page HTML: %v", err)
-	}
-	return s
+	return inBrowser(t, bctx, "page HTML", chromedp.Evaluate[string]("document.documentElement.outerHTML"))
 }
 
 func location(t *testing.T, bctx context.Context) *url.URL {
 	t.Helper()
-	s, err := chromedp.Run(bctx, chromedp.Location())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(s)
+	u, err := url.Parse(inBrowser(t, bctx, "location", chromedp.Location()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,10 +284,7 @@ func screenshot(t *testing.T, bctx context.Context, name string) {
 	if os.Getenv("SOT_UPDATE_SCREENSHOTS") != "1" {
 		return
 	}
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
+	png := inBrowser(t, bctx, "screenshot "+name, chromedp.FullScreenshot(100))
 	dir := filepath.Join("..", "..", "docs", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -337,7 +353,7 @@ func (e *uiEnv) upload(t *testing.T, secret, project string) int {
 
 func TestUI(t *testing.T) {
 	ctx := newBrowser(t)
-	env := startUI(t)
+	env := startUI(t, uiBulk)
 	step(t, ctx, "viewport", chromedp.EmulateViewport(1280, 900))
 
 	t.Run("login", func(t *testing.T) {
@@ -444,7 +460,7 @@ func TestUI(t *testing.T) {
 		if got := text(t, ctx, "#pattern-errors"); !strings.Contains(got, want) {
 			t.Fatalf("server-side error %q, want %q", got, want)
 		}
-		if got, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("name"))); got != "broken" {
+		if got := inBrowser(t, ctx, "name field", chromedp.Value(chromedp.ID("name"))); got != "broken" {
 			t.Fatalf("the form lost its name: %q", got)
 		}
 	})
@@ -457,6 +473,7 @@ func TestUI(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("project-q"), "svc-"))
 		waitFor(t, ctx, "the match count", `document.getElementById("match-count").textContent === "2,000"`)
 		step(t, ctx, "select all", chromedp.Click(chromedp.ID("select-all")))
+		screenshot(t, ctx, "create-token-projects")
 		bulkID, bulkSecret = createToken(t, ctx)
 		tok, err := env.db.FindToken(context.Background(), sot.TokenOwner{Org: uiOrg}, bulkID)
 		if err != nil {
@@ -600,11 +617,11 @@ func TestUI(t *testing.T) {
 		if got := text(t, ctx, "#members"); !strings.Contains(got, "carol") {
 			t.Fatalf("members %q lack carol", got)
 		}
-		// Changing the role saves at once (the select submits its form).
+		// Changing the role saves at once: the select submits its form on
+		// "change", which SetValue dispatches.
 		ctxT, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
-		if _, err := chromedp.RunResponse(ctxT, chromedp.SetValue(chromedp.CSS("select[aria-label='Role of carol']"), "admin"),
-			chromedp.Evaluate[chromedp.Void](`document.querySelector("select[aria-label='Role of carol']").dispatchEvent(new Event("change"))`)); err != nil {
+		if _, err := chromedp.RunResponse(ctxT, chromedp.SetValue(chromedp.CSS("select[aria-label='Role of carol']"), "admin")); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, ctx, "the saved role", `location.search === "?done=member-saved" && document.readyState === "complete"`)
@@ -623,11 +640,7 @@ func TestUI(t *testing.T) {
 	t.Run("phone", func(t *testing.T) {
 		step(t, ctx, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/tokens")
-		width, err := chromedp.Run(ctx, chromedp.Evaluate[int]("document.documentElement.scrollWidth"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if width > 390 {
+		if width := inBrowser(t, ctx, "page width", chromedp.Evaluate[int]("document.documentElement.scrollWidth")); width > 390 {
 			t.Errorf("the tokens page is %d px wide on a 390 px phone", width)
 		}
 		screenshot(t, ctx, "tokens-phone")
@@ -694,7 +707,7 @@ func get(t *testing.T, c *http.Client, u string) (int, string) {
 // TestUIForms checks, over plain HTTP, what a browser does not show:
 // CSRF refusals, throttling, security headers and the free plan.
 func TestUIForms(t *testing.T) {
-	env := startUI(t)
+	env := startUI(t, 100)
 	c := httpSession(t, env, uiAdmin)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	st, page := get(t, c, env.url+"/orgs/"+uiOrg+"/projects")
