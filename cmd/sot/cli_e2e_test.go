@@ -274,6 +274,32 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatalf("audit = %q", out)
 	}
 
+	// Rotation: the old secret keeps working through the grace period.
+	var rotated client.NewToken
+	cli.jsonOK(t, admin, &rotated, "token", "rotate", "acme", itoa(explicit.Token.ID), "--grace", "1h")
+	if rotated.Token.ID != explicit.Token.ID || !strings.HasPrefix(rotated.Secret, "sot_") || rotated.Secret == explicit.Secret {
+		t.Fatalf("token rotate = %+v", rotated)
+	}
+	for _, secret := range []string{explicit.Secret, rotated.Secret} {
+		if r := cli.run(t, "", []string{"SOT_TOKEN=" + secret}, "check", "acme", "web"); r.code != 0 {
+			t.Fatalf("check after rotation with a grace period: %s", r)
+		}
+	}
+	r = cli.run(t, "", admin, "token", "rotate", "acme", itoa(explicit.Token.ID))
+	if r.code != 0 || !regexp.MustCompile(`^sot_[0-9A-Za-z]{36}\n$`).MatchString(r.stdout) {
+		t.Fatalf("token rotate (table): %s", r)
+	}
+	explicit.Secret = strings.TrimSpace(r.stdout)
+	if out := cli.ok(t, admin, "token", "get", "acme", itoa(explicit.Token.ID)); !regexp.MustCompile(`(?m)^rotated: +20`).MatchString(out) {
+		t.Fatalf("token get after rotation = %q", out)
+	}
+	if r := cli.run(t, "", []string{"SOT_TOKEN=" + rotated.Secret}, "check", "acme", "web"); r.code != 3 {
+		t.Fatalf("check with the secret rotated away without grace: %s, want exit 3", r)
+	}
+	if r := cli.run(t, "", admin, "token", "rotate", "acme", itoa(explicit.Token.ID), "--grace", "a while"); r.code != 2 {
+		t.Fatalf("token rotate --grace 'a while': %s, want exit 2", r)
+	}
+
 	// Policy and members.
 	cli.jsonOK(t, admin, &org, "org", "policy", "acme", "--max-lifetime", "90d", "--allow-non-expiring")
 	if org.TokenPolicy.MaxLifetimeDays != 90 || !org.TokenPolicy.AllowNonExpiring {

@@ -161,6 +161,14 @@ func (c *tokenGetCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 	if len(t.AllowedCIDRs) > 0 {
 		cidrs = strings.Join(t.AllowedCIDRs, " ")
 	}
+	rotation := "none"
+	if r := t.Rotation; r != nil {
+		rotation = "every " + r.Every
+		if r.GracePeriod != "" {
+			rotation += ", grace " + r.GracePeriod
+		}
+		rotation += ", next " + timeOr(t.NextRotationAt, "-")
+	}
 	return fields(std.out,
 		"id", fmt.Sprint(t.ID),
 		"org", t.Org,
@@ -173,6 +181,8 @@ func (c *tokenGetCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 		"created", t.CreatedAt.UTC().Format(time.RFC3339)+" by "+t.CreatedBy.Login,
 		"expires", timeOr(t.ExpiresAt, "never"),
 		"last used", timeOr(t.LastUsedAt, "never")+" from "+lastIP,
+		"rotation", rotation,
+		"rotated", timeOr(t.RotatedAt, "never"),
 		"state", t.State,
 	)
 }
