@@ -505,6 +505,10 @@ func TestUI(t *testing.T) {
 			t.Errorf("token row %q lacks the scope summary", row)
 		}
 		screenshot(t, ctx, "tokens")
+		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/tokens?state=expiring")
+		if got := text(t, ctx, "#tokens tbody"); !strings.Contains(got, "ci-team-a") || strings.Contains(got, "ci-services") {
+			t.Errorf("expiring tokens %q, want the 30-day token only", got)
+		}
 
 		visit(t, ctx, env.url+"/orgs/"+uiOrg)
 		if got := text(t, ctx, "#count-projects"); got != "2,004" {
@@ -839,12 +843,16 @@ func TestUIForms(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		tok.Rotation = &sot.TokenRotation{Every: 5 * sot.Day, GracePeriod: time.Hour}
 		if err := env.db.CreateToken(context.Background(), tok, sot.HashSecret(secret)); err != nil {
 			t.Fatal(err)
 		}
 		st, page := get(t, c, env.url+"/orgs/"+uiOrg+"/tokens/"+strconv.FormatInt(tok.ID, 10))
 		if st != http.StatusOK || !strings.Contains(page, "both patterns and 2 explicit projects") {
 			t.Fatalf("detail of a mixed token: status %d, no explanation", st)
+		}
+		if !strings.Contains(page, "Rotates every 5 days, the old secret working 1 hour longer") {
+			t.Error("the rotation schedule is not shown")
 		}
 		if !strings.Contains(page, `id="covered-count">5<`) {
 			t.Fatal("covered projects of the mixed token are not 3 team-* and 2 explicit")

@@ -138,6 +138,8 @@ var funcs = template.FuncMap{
 	"join":     strings.Join,
 	"contains": slices.Contains[[]string],
 	"prefixed": prefixed,
+	"span":     span,
+	"days":     func(d time.Duration) string { return plural(int(d/sot.Day), "day") },
 	"thousand": groupThousands,
 	"pathesc":  url.PathEscape,
 	"queryesc": url.QueryEscape,

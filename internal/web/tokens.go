@@ -65,7 +65,7 @@ func (h *Handler) tokens(w http.ResponseWriter, r *request) error {
 		state = sot.TokenStateActive
 	}
 	if !state.Valid() {
-		return sot.Invalid("unknown token state: want active, expired, revoked or all")
+		return sot.Invalid("unknown token state: want active, expiring, expired, revoked or all")
 	}
 	now := h.now()
 	ts, next, err := h.cfg.Tokens.ListTokens(r.Context(), sot.TokenOwner{Org: r.org.Key},
@@ -74,7 +74,7 @@ func (h *Handler) tokens(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	d := tokensData{State: string(state), Next: next, First: q.Get("page_token") == "",
-		States: []string{"active", "expired", "revoked", "all"}}
+		States: []string{"active", "expiring", "expired", "revoked", "all"}}
 	for _, t := range ts {
 		d.Tokens = append(d.Tokens, h.tokenRow(t, now))
 	}
