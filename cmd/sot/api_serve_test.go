@@ -249,6 +249,7 @@ func TestServeBadFlags(t *testing.T) {
 		{"report size", []string{"--max-report-size", "lots"}},
 		{"trusted proxies", []string{"--trusted-proxies", "10.0.0.0/8,nonsense"}},
 		{"log level", []string{"--log-level", "loud"}},
+		{"auth cache size", []string{"--auth-cache-size", "0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -37,6 +37,7 @@ type serveCmd struct {
 	LifecycleInterval time.Duration `name:"lifecycle-interval" env:"SOT_LIFECYCLE_INTERVAL" default:"30s" help:"How often scheduled rotations, expiry and idle warnings and webhook deliveries run."`
 	OIDCIssuers       []string      `name:"oidc-issuers" env:"SOT_OIDC_ISSUERS" sep:"," placeholder:"URL" help:"OIDC issuers whose CI ID tokens may be exchanged for organization tokens (comma-separated URLs, or the presets github and gitlab); none by default. See docs/oidc.md."`
 	OIDCStaticJWKS    []string      `name:"oidc-static-jwks" env:"SOT_OIDC_STATIC_JWKS" sep:"," placeholder:"ISSUER=FILE" help:"Trust an issuer sot cannot reach, with its keys from a JWKS file (comma-separated ISSUER=FILE pairs)."`
+	AuthCacheSize     int           `name:"auth-cache-size" env:"SOT_AUTH_CACHE_SIZE" default:"100000" help:"Bound of the credential cache: one unit per cached token, plus one per 64 explicit projects in its scope."`
 	LogLevel          string        `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
 }
 
@@ -82,6 +83,9 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 	if c.LifecycleInterval < time.Second {
 		return usageErrorf("--lifecycle-interval: at least 1s")
 	}
+	if c.AuthCacheSize < 1 {
+		return usageErrorf("--auth-cache-size: at least 1")
+	}
 	cfg := serveConfig{
 		Addr:              c.Addr,
 		DB:                c.DB,
@@ -91,6 +95,7 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 		CheckPathTemplate: c.CheckPathTemplate,
 		GitHubKeys:        ghKeys,
 		LifecycleInterval: c.LifecycleInterval,
+		AuthCacheSize:     c.AuthCacheSize,
 		OIDCIssuers:       c.OIDCIssuers,
 		OIDCStaticJWKS:    staticJWKS,
 		AdminPassword:     os.Getenv("SOT_ADMIN_PASSWORD"),
@@ -124,6 +129,8 @@ type serveConfig struct {
 	// LifecycleInterval is the time between lifecycle sweeps (0: the
 	// default); a negative one runs no loop, for tests that sweep by hand.
 	LifecycleInterval time.Duration
+	// AuthCacheSize bounds the credential cache (0: auth's default).
+	AuthCacheSize int
 	// OIDCIssuers are the trusted OIDC issuers (URLs or preset names);
 	// OIDCStaticJWKS adds issuers with keys given by the operator.
 	OIDCIssuers    []string
@@ -175,7 +182,8 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		"auth_failure_limit", cfg.AuthFailureLimit,
 		"check_path_template", cfg.CheckPathTemplate,
 		"github_secret_scanning_keys", len(cfg.GitHubKeys),
-		"lifecycle_interval", cfg.LifecycleInterval)
+		"lifecycle_interval", cfg.LifecycleInterval,
+		"auth_cache_size", cfg.AuthCacheSize)
 
 	verifier, err := oidc.New(oidc.Config{Issuers: cfg.OIDCIssuers, StaticJWKS: cfg.OIDCStaticJWKS,
 		Now: cfg.Now, Logger: log.With("component", "oidc")})
@@ -190,8 +198,9 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 	s := &server{cfg: cfg, log: log, db: db}
 	s.auth = auth.New(auth.Config{
 		Tokens: db, Users: db, Orgs: db, Audit: db, Bus: db,
-		Now:    cfg.Now,
-		Logger: log.With("component", "auth"),
+		Now:       cfg.Now,
+		Logger:    log.With("component", "auth"),
+		CacheSize: cfg.AuthCacheSize,
 	})
 	s.api, err = httpapi.New(httpapi.Config{
 		Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db, Analyses: db,
