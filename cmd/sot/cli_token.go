@@ -12,13 +12,14 @@ import (
 
 // tokenCmd groups the organization token commands.
 type tokenCmd struct {
-	Create   tokenCreateCmd   `cmd:"" help:"Create an organization token and print its secret, once."`
-	List     tokenListCmd     `cmd:"" help:"List an organization's tokens."`
-	Get      tokenGetCmd      `cmd:"" help:"Show a token."`
-	Revoke   tokenRevokeCmd   `cmd:"" help:"Revoke a token at once."`
-	Rotate   tokenRotateCmd   `cmd:"" help:"Give a token a new secret and print it, once."`
-	Projects tokenProjectsCmd `cmd:"" help:"List the projects a token covers now."`
-	Preview  tokenPreviewCmd  `cmd:"" help:"Show which projects a scope would cover, before creating a token."`
+	Create     tokenCreateCmd     `cmd:"" help:"Create an organization token and print its secret, once."`
+	List       tokenListCmd       `cmd:"" help:"List an organization's tokens."`
+	Get        tokenGetCmd        `cmd:"" help:"Show a token."`
+	Revoke     tokenRevokeCmd     `cmd:"" help:"Revoke a token at once."`
+	Rotate     tokenRotateCmd     `cmd:"" help:"Give a token a new secret and print it, once."`
+	RotateSelf tokenRotateSelfCmd `cmd:"" name:"rotate-self" help:"Give the calling token (SOT_TOKEN, needs self_rotate) a new secret and print it, once: for a pipeline that stores it back."`
+	Projects   tokenProjectsCmd   `cmd:"" help:"List the projects a token covers now."`
+	Preview    tokenPreviewCmd    `cmd:"" help:"Show which projects a scope would cover, before creating a token."`
 }
 
 // scopeFlags choose a token's scope: every project, or explicit keys

@@ -48,6 +48,7 @@ type cli struct {
 	Scan    scanCmd    `cmd:"" help:"Upload an analysis report of a project (the CI step)."`
 	Check   checkCmd   `cmd:"" help:"Check whether the credential may act on a project: exit 0 allowed, 3 bad credential, 4 not allowed."`
 	Audit   auditCmd   `cmd:"" help:"Show an organization's audit log."`
+	Webhook webhookCmd `cmd:"" help:"Manage an organization's webhooks (token lifecycle events) and see their deliveries."`
 
 	TrustPolicy trustPolicyCmd `cmd:"" name:"trust-policy" help:"Manage trust policies: which CI jobs may exchange their OIDC identity for a short-lived token (tokenless CI)."`
 
@@ -72,7 +73,7 @@ func run(args []string, std *stdio) int {
 	parser, err := kong.New(&c, kong.Name("sot"),
 		kong.Description("Scoped organization tokens: the server (sot serve) and its client."),
 		kong.UsageOnError(),
-		kong.Vars{"default_url": client.DefaultURL},
+		kong.Vars{"default_url": client.DefaultURL, "webhook_events": webhookEventsHelp},
 		kong.Writers(std.out, std.err),
 		kong.Bind(&c.globals, std),
 		kong.Exit(func(code int) { panic(exitCode(code)) }))
