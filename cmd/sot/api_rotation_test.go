@@ -621,3 +621,34 @@ func TestReplicasScheduledRotationExactlyOnce(t *testing.T) {
 		t.Fatalf("%d token.rotated audit events, want %d", len(audit.Items), n)
 	}
 }
+
+// A receiver's redirect is an answer, not a delivery: it is not followed
+// (it could lead a token.rotated secret to a host nobody configured), and
+// the attempt is recorded as failed with its status.
+func TestAPIWebhookRedirectNotFollowed(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	s.createOrg(t, "acme", "team")
+	target := newReceiver(t, "receiver-secret-0123456789", 0)
+	redirect := httptest.NewServer(http.RedirectHandler(target.URL, http.StatusTemporaryRedirect))
+	t.Cleanup(redirect.Close)
+	rc := &receiver{URL: redirect.URL, secret: "receiver-secret-0123456789"}
+	id := s.createWebhook(t, "acme", rc, "token.created")
+	s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}})
+	s.sweep(t)
+	target.mu.Lock()
+	n := target.requests
+	target.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the redirect was followed: %d requests at its target", n)
+	}
+	var ds listBody[struct {
+		State    string `json:"state"`
+		Attempts []struct {
+			StatusCode int `json:"status_code"`
+		} `json:"attempts"`
+	}]
+	s.admin(t).do("GET", fmt.Sprintf("/api/v1/orgs/acme/webhooks/%d/deliveries", id), nil).want(t, http.StatusOK).decode(t, &ds)
+	if len(ds.Items) != 1 || ds.Items[0].State != "pending" || len(ds.Items[0].Attempts) != 1 || ds.Items[0].Attempts[0].StatusCode != http.StatusTemporaryRedirect {
+		t.Fatalf("deliveries = %+v", ds.Items)
+	}
+}
