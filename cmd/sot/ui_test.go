@@ -57,11 +57,11 @@ func startUI(t *testing.T, bulk int) *uiEnv {
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
 	api, err := httpapi.New(httpapi.Config{Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db, Analyses: db,
-		Auth: a, HashPassword: password.Hash, Ping: db.Ping, Version: "test"})
+		Lifecycle: db, Auth: a, HashPassword: password.Hash, Ping: db.Ping, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ui, err := web.New(web.Config{Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db, Auth: a,
+	ui, err := web.New(web.Config{Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db, Auth: a, Lifecycle: db,
 		Version: "test", SessionKey: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		t.Fatal(err)
@@ -314,11 +314,11 @@ func logout(t *testing.T, ctx context.Context) {
 
 var createdPath = regexp.MustCompile(`^/orgs/` + uiOrg + `/tokens/(\d+)/created$`)
 
-// createToken submits the open create form and returns the new token's ID
-// and the secret shown once.
-func createToken(t *testing.T, ctx context.Context) (int64, string) {
+// createToken submits the form of button (creating or rotating a token)
+// and returns the token's ID and the secret shown once.
+func createToken(t *testing.T, ctx context.Context, button chromedp.CSS) (int64, string) {
 	t.Helper()
-	if st := submit(t, ctx, "create token", "#create-token"); st != http.StatusOK {
+	if st := submit(t, ctx, "submit "+string(button), button); st != http.StatusOK {
 		t.Fatalf("create token: status %d: %s", st, text(t, ctx, "main"))
 	}
 	m := createdPath.FindStringSubmatch(location(t, ctx).Path)
@@ -381,7 +381,7 @@ func TestUI(t *testing.T) {
 	})
 
 	var allSecret, patternSecret, bulkSecret string
-	var allID, bulkID int64
+	var allID, patternID, bulkID int64
 	t.Run("create token for all projects", func(t *testing.T) {
 		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/tokens/new")
 		step(t, ctx, "fill form",
@@ -389,7 +389,7 @@ func TestUI(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("description"), "Nightly scans of every repository"),
 			chromedp.Click(chromedp.ID("scope-all")),
 			chromedp.Click(chromedp.ID("perm-browse")))
-		allID, allSecret = createToken(t, ctx)
+		allID, allSecret = createToken(t, ctx, "#create-token")
 		screenshot(t, ctx, "secret-shown")
 		step(t, ctx, "copy the secret", chromedp.Click(chromedp.ID("copy-secret")))
 		waitFor(t, ctx, "the copy confirmation", `document.getElementById("copy-secret").textContent === "Copied"`)
@@ -425,9 +425,8 @@ func TestUI(t *testing.T) {
 			t.Fatalf("preview %q does not list the matching projects", got)
 		}
 		screenshot(t, ctx, "create-token")
-		var id int64
-		id, patternSecret = createToken(t, ctx)
-		tok, err := env.db.FindToken(context.Background(), sot.TokenOwner{Org: uiOrg}, id)
+		patternID, patternSecret = createToken(t, ctx, "#create-token")
+		tok, err := env.db.FindToken(context.Background(), sot.TokenOwner{Org: uiOrg}, patternID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -474,7 +473,7 @@ func TestUI(t *testing.T) {
 		waitFor(t, ctx, "the match count", `document.getElementById("match-count").textContent === "2,000"`)
 		step(t, ctx, "select all", chromedp.Click(chromedp.ID("select-all")))
 		screenshot(t, ctx, "create-token-projects")
-		bulkID, bulkSecret = createToken(t, ctx)
+		bulkID, bulkSecret = createToken(t, ctx, "#create-token")
 		tok, err := env.db.FindToken(context.Background(), sot.TokenOwner{Org: uiOrg}, bulkID)
 		if err != nil {
 			t.Fatal(err)
@@ -551,6 +550,27 @@ func TestUI(t *testing.T) {
 			t.Fatalf("upload outside the narrowed scope: status %d, want 403", st)
 		}
 		screenshot(t, ctx, "token-detail")
+	})
+
+	t.Run("rotate", func(t *testing.T) {
+		visit(t, ctx, env.url+"/orgs/"+uiOrg+"/tokens/"+strconv.FormatInt(patternID, 10))
+		if st := submit(t, ctx, "rotate", "#rotate"); st != http.StatusOK {
+			t.Fatalf("rotate link: status %d", st)
+		}
+		id, secret := createToken(t, ctx, "#confirm")
+		if id != patternID || secret == patternSecret {
+			t.Fatalf("rotation showed token %d, secret changed %v", id, secret != patternSecret)
+		}
+		if got := text(t, ctx, "h1"); !strings.HasSuffix(got, "rotated") {
+			t.Fatalf("heading %q", got)
+		}
+		if st := env.upload(t, secret, "team-a-web"); st != http.StatusCreated {
+			t.Fatalf("upload with the new secret: status %d, want 201", st)
+		}
+		if st := env.upload(t, patternSecret, "team-a-web"); st != http.StatusUnauthorized {
+			t.Fatalf("upload with the old secret, no grace period: status %d, want 401", st)
+		}
+		patternSecret = secret
 	})
 
 	t.Run("revoke", func(t *testing.T) {

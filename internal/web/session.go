@@ -129,6 +129,7 @@ type flash struct {
 	TokenID int64  `json:"t"`
 	Secret  string `json:"s"`
 	Expires int64  `json:"e"`
+	Rotated bool   `json:"r,omitempty"` // a rotation's new secret, not a new token's
 }
 
 // sealFlash encrypts f, bound to the cookie path so that it cannot be

@@ -414,8 +414,16 @@ func (h *Handler) createToken(w http.ResponseWriter, r *request) error {
 		h.render(w, r, statusOf(err), "token_new", &view{Title: "New token", Nav: "tokens", Error: sot.ErrorMessage(err), Data: f})
 		return nil
 	}
-	path := tokenPath(r.org.Key, t.ID) + "/created"
-	sealed, err := h.keys.sealFlash(flash{UserID: r.user.ID, TokenID: t.ID, Secret: secret, Expires: h.now().Add(flashTTL).Unix()}, path)
+	return h.showSecretOnce(w, r, t.ID, secret, false)
+}
+
+// showSecretOnce redirects to the page that shows a new secret once,
+// handing it over in an encrypted cookie scoped to that page
+// (POST-redirect-GET: a reload does not show it again).
+func (h *Handler) showSecretOnce(w http.ResponseWriter, r *request, id int64, secret string, rotated bool) error {
+	path := tokenPath(r.org.Key, id) + "/created"
+	sealed, err := h.keys.sealFlash(flash{UserID: r.user.ID, TokenID: id, Secret: secret,
+		Expires: h.now().Add(flashTTL).Unix(), Rotated: rotated}, path)
 	if err != nil {
 		return err
 	}
@@ -459,6 +467,7 @@ func (h *Handler) findToken(r *request) (*sot.Token, error) {
 
 type createdData struct {
 	Token    tokenRow
+	Rotated  bool
 	Secret   string // "" once shown
 	Snippets []snippet
 }
@@ -479,14 +488,18 @@ func (h *Handler) tokenCreated(w http.ResponseWriter, r *request) error {
 	if c, err := r.Cookie(secretCookie); err == nil {
 		h.clearCookie(w, secretCookie, path)
 		if f, err := h.keys.openFlash(c.Value, path, r.user.ID, t.ID, h.now()); err == nil {
-			d.Secret = f.Secret
+			d.Secret, d.Rotated = f.Secret, f.Rotated
 			d.Snippets = h.snippets(r, t)
 		}
 	}
 	// The secret must not be kept by the browser, a proxy or the Referer
 	// of a link clicked on this page.
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	h.render(w, r, http.StatusOK, "token_created", &view{Title: "Token created", Nav: "tokens", Data: d})
+	title := "Token created"
+	if d.Rotated {
+		title = "Token rotated"
+	}
+	h.render(w, r, http.StatusOK, "token_created", &view{Title: title, Nav: "tokens", Data: d})
 	return nil
 }
 
@@ -534,6 +547,7 @@ func (h *Handler) exampleProject(r *request, t *sot.Token) string {
 
 type detailData struct {
 	Token       tokenRow
+	CanRotate   bool
 	Revoked     bool
 	Name        string
 	Description string
@@ -586,6 +600,7 @@ func (h *Handler) renderDetail(w http.ResponseWriter, r *request, status int, t 
 	now := h.now()
 	d.Token = h.tokenRow(t, now)
 	d.Revoked = t.RevokedAt != nil
+	d.CanRotate = h.cfg.Lifecycle != nil && t.State(now) == sot.TokenStateActive
 	d.Scope.KeepCount = len(t.Scope.Projects)
 	ctx := r.Context()
 	if err := h.searchProjects(r, &d.Scope); err != nil {
@@ -702,6 +717,50 @@ func (h *Handler) confirmRevoke(w http.ResponseWriter, r *request) error {
 		Cancel:   path,
 	}})
 	return nil
+}
+
+// graceChoices are the rotation grace periods offered: how long the old
+// secret keeps working while pipelines switch to the new one.
+var graceChoices = []struct{ Value, Label string }{
+	{"", "None: the old secret stops at once"}, {"1h", "1 hour"}, {"24h", "24 hours"}, {"168h", "7 days"},
+}
+
+type rotateData struct {
+	Token  tokenRow
+	Grace  []struct{ Value, Label string }
+	Action string
+	Cancel string
+}
+
+func (h *Handler) confirmRotate(w http.ResponseWriter, r *request) error {
+	t, err := h.findToken(r)
+	if err != nil {
+		return err
+	}
+	path := tokenPath(r.org.Key, t.ID)
+	h.render(w, r, http.StatusOK, "rotate", &view{Title: "Rotate token", Nav: "tokens", Data: rotateData{
+		Token: h.tokenRow(t, h.now()), Grace: graceChoices, Action: path + "/rotate", Cancel: path,
+	}})
+	return nil
+}
+
+// rotateToken gives the token a new secret, shown once like a new token's.
+func (h *Handler) rotateToken(w http.ResponseWriter, r *request) error {
+	t, err := h.findToken(r)
+	if err != nil {
+		return err
+	}
+	grace, err := sot.ParseGracePeriod(r.PostFormValue("grace"))
+	if err != nil {
+		return sot.Invalid(err.Error(), sot.FieldError{Field: "grace_period", Message: err.Error()})
+	}
+	secret := sot.NewSecret(sot.TokenKindOrg)
+	if _, err := h.cfg.Lifecycle.RotateToken(r.ctx(), sot.TokenOwner{Org: r.org.Key}, t.ID, sot.RotateRequest{
+		Now: h.now(), Grace: grace, Hash: sot.HashSecret(secret), Hint: sot.SecretHint(secret),
+	}); err != nil {
+		return err
+	}
+	return h.showSecretOnce(w, r, t.ID, secret, true)
 }
 
 func (h *Handler) revokeToken(w http.ResponseWriter, r *request) error {

@@ -42,6 +42,8 @@ type Config struct {
 	Tokens   sot.TokenService
 	Audit    sot.AuditService
 	Auth     sot.Authenticator
+	// Lifecycle, when set, lets admins rotate a token's secret.
+	Lifecycle sot.LifecycleService
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -141,6 +143,10 @@ func New(cfg Config) (*Handler, error) {
 	mux.HandleFunc("GET /orgs/{org}/tokens/{id}/created", h.org(admin, h.tokenCreated))
 	mux.HandleFunc("POST /orgs/{org}/tokens/{id}", h.org(admin, h.updateToken))
 	mux.HandleFunc("POST /orgs/{org}/tokens/{id}/scope", h.org(admin, h.updateTokenScope))
+	if cfg.Lifecycle != nil {
+		mux.HandleFunc("GET /orgs/{org}/tokens/{id}/rotate", h.org(admin, h.confirmRotate))
+		mux.HandleFunc("POST /orgs/{org}/tokens/{id}/rotate", h.org(admin, h.rotateToken))
+	}
 	mux.HandleFunc("GET /orgs/{org}/tokens/{id}/revoke", h.org(admin, h.confirmRevoke))
 	mux.HandleFunc("POST /orgs/{org}/tokens/{id}/revoke", h.org(admin, h.revokeToken))
 	mux.HandleFunc("GET /orgs/{org}/scope-preview", h.org(admin, h.scopePreview))
