@@ -368,8 +368,8 @@ func TestReplicasSurviveDatabaseRestart(t *testing.T) {
 
 		pg.Stop(t)
 		b.do200(t, "/healthz")
-		if r := b.as(t, "").do("GET", "/readyz", nil); r.Status < 500 {
-			t.Errorf("/readyz with the database down: %d, want a 5xx that takes the replica out of the load balancer", r.Status)
+		if r := b.as(t, "").do("GET", "/readyz", nil); r.Status != http.StatusServiceUnavailable {
+			t.Errorf("/readyz with the database down: %d, want 503, which takes the replica out of the load balancer", r.Status)
 		}
 		pg.Start(t)
 		b.do200(t, "/readyz")

@@ -252,20 +252,30 @@ func (s *Service) recordUse(e *entry, now time.Time, ip netip.Addr) {
 	s.usesMu.Unlock()
 }
 
-// Flush writes the pending last-used times in one transaction.
+// Flush writes the pending last-used times in one transaction. When the
+// write fails (storage restarting, say) the uses are kept for the next
+// flush, unless a newer use of the same token arrived meanwhile.
 func (s *Service) Flush(ctx context.Context) error {
 	s.usesMu.Lock()
-	if len(s.uses) == 0 {
+	pending := s.uses
+	if len(pending) == 0 {
 		s.usesMu.Unlock()
 		return nil
 	}
-	batch := make([]sot.TokenUse, 0, len(s.uses))
-	for id, u := range s.uses {
+	s.uses = make(map[int64]use, len(pending))
+	s.usesMu.Unlock()
+	batch := make([]sot.TokenUse, 0, len(pending))
+	for id, u := range pending {
 		batch = append(batch, sot.TokenUse{TokenID: id, At: u.at.UTC().Truncate(time.Second), IP: u.ip.Unmap().String()})
 	}
-	clear(s.uses)
-	s.usesMu.Unlock()
 	if err := s.cfg.Tokens.RecordTokenUses(ctx, batch); err != nil {
+		s.usesMu.Lock()
+		for id, u := range pending {
+			if cur, ok := s.uses[id]; !ok || cur.at.Before(u.at) {
+				s.uses[id] = u
+			}
+		}
+		s.usesMu.Unlock()
 		return fmt.Errorf("auth: record %d token uses: %w", len(batch), err)
 	}
 	return nil

@@ -429,3 +429,26 @@ func TestAllowedCIDRsRefusalAudited(t *testing.T) {
 		return err == nil && len(evs) == 1 && evs[0].Details["reason"] == "ip_not_allowed" && evs[0].Actor.IP == "2001:db9::7"
 	})
 }
+
+func TestFlushKeepsUsesWhenStorageFails(t *testing.T) {
+	f := newFixture(t)
+	tok, secret := f.orgToken(t, sot.Scope{AllProjects: true}, sot.TokenRequest{})
+	if _, err := f.auth.AuthenticateSecret(t.Context(), secret, clientIP); err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := f.auth.Flush(canceled); err == nil {
+		t.Fatal("Flush with a canceled context succeeded")
+	}
+	if err := f.auth.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.db.FindToken(t.Context(), sot.TokenOwner{Org: "acme"}, tok.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LastUsedAt == nil {
+		t.Fatal("the use recorded before a failed flush was lost")
+	}
+}

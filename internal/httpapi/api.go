@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"reflect"
@@ -152,6 +153,7 @@ func New(cfg Config) (*API, error) {
 	// curl -d sends application/x-www-form-urlencoded unless told otherwise.
 	// The API speaks only JSON, so such a body is read as JSON (as GitHub's
 	// API does) rather than refused.
+	hc.Formats = maps.Clone(hc.Formats) // DefaultConfig shares one map between APIs
 	hc.Formats["application/x-www-form-urlencoded"] = hc.Formats["application/json"]
 	hc.Info.Description = "Scoped organization tokens: API tokens that belong to an organization, for CI pipelines."
 	// Schemas are named for the wire shapes: tokenJSON is "Token".

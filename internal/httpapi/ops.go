@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/sot-dev/sot"
 )
 
 func (a *API) registerOps() {
@@ -19,7 +17,10 @@ func (a *API) registerOps() {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := a.cfg.Ping(ctx); err != nil {
-			writeError(info(r.Context()), w, sot.Internal(err))
+			// Not ready is an operational state, not a bug: 503 tells a load
+			// balancer to route around this replica until storage is back.
+			a.log.WarnContext(r.Context(), "not ready: storage unreachable", "err", err)
+			http.Error(w, "storage unreachable", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
