@@ -334,3 +334,37 @@ func TestOIDCNoIssuersConfigured(t *testing.T) {
 		"conditions": map[string]string{"sub": "x"}, "scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}}).
 		want(t, http.StatusBadRequest)
 }
+
+// TestOIDCStaticJWKS trusts an issuer sot cannot reach, by its keys.
+func TestOIDCStaticJWKS(t *testing.T) {
+	clock := &testClock{}
+	iss := oidctest.NewIssuer(t, clock.Now)
+	const air = "https://ci.internal.example"
+	s := startServer(t, serverOpts{Clock: clock, OIDCStaticJWKS: map[string][]byte{air: iss.JWKS()}})
+	s.createOrg(t, "acme", "team")
+	s.admin(t).do("POST", "/api/v1/orgs/acme/trust-policies", map[string]any{"name": "air-gapped", "issuer": air,
+		"conditions": map[string]string{"repository_id": "1001"}, "scope": map[string]any{"all_projects": true},
+		"permissions": []string{"scan"}}).want(t, http.StatusCreated)
+	claims := iss.Claims("sot")
+	claims["iss"] = air
+	exchange(t, s, "acme", iss.Sign(t, oidctest.ECDSAKeyID, claims)).want(t, http.StatusCreated)
+	exchange(t, s, "acme", iss.Sign(t, "unknown", claims)).want(t, http.StatusUnauthorized)
+	if n := iss.Fetches(); n != 0 {
+		t.Errorf("the static issuer's keys were fetched %d times", n)
+	}
+}
+
+// TestOIDCExchangeRateLimited counts bad ID tokens like bad credentials.
+func TestOIDCExchangeRateLimited(t *testing.T) {
+	clock := &testClock{}
+	iss := oidctest.NewIssuer(t, clock.Now)
+	s := startServer(t, serverOpts{Clock: clock, OIDCIssuers: []string{iss.URL}, AuthFailureLimit: 3})
+	s.createOrg(t, "acme", "team")
+	for range 3 {
+		exchange(t, s, "acme", "garbage").want(t, http.StatusUnauthorized)
+	}
+	r := exchange(t, s, "acme", iss.Sign(t, oidctest.RSAKeyID, iss.Claims("sot"))).want(t, http.StatusTooManyRequests)
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+}

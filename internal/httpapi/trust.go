@@ -239,11 +239,14 @@ func (a *API) registerTrust() {
 		"or one whose audience no policy accepts; 403 when no trust policy matches (the detail names the failing conditions)."
 	op.Security = []map[string][]string{}
 	op.MaxBodyBytes = 64 << 10
+	op.Errors = append(op.Errors, http.StatusTooManyRequests)
 	huma.Register(a.huma, op, func(ctx context.Context, in *exchangeInput) (*bodyOutput[exchangeResult], error) {
 		ip := info(ctx).ip
 		if a.limiter != nil {
 			if d := a.limiter.wait(ip, a.now()); d > 0 {
-				return nil, rateLimited(d)
+				// A *problem is written as is: its headers go along.
+				p := rateLimited(d)
+				return nil, huma.ErrorWithHeaders(p, http.Header{"Retry-After": {p.retryAfter}})
 			}
 		}
 		out, err := a.exchange(ctx, in.Body.Org, in.Body.IDToken, ip.String())
