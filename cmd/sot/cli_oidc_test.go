@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -164,5 +165,34 @@ func TestCLILoginOIDC(t *testing.T) {
 	admin.ok(t, nil, "trust-policy", "delete", "acme", itoa(pol.ID))
 	if r := step.run(t, "", nil, "check", "acme", "web", "--permission", "scan"); r.code != exitAuth {
 		t.Errorf("check after the policy's deletion: %s", r)
+	}
+}
+
+func TestServeBadOIDCFlags(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "sot.db")
+	jwks := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(jwks, []byte(`{"keys": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"plain http issuer", []string{"--oidc-issuers", "github,http://gitlab.example.com"}, "https URL"},
+		{"issuer with a query", []string{"--oidc-issuers", "https://gitlab.example.com/?x=1"}, "without query"},
+		{"static JWKS without a file", []string{"--oidc-static-jwks", "https://ci.example.com"}, "want ISSUER=FILE"},
+		{"static JWKS file missing", []string{"--oidc-static-jwks", "https://ci.example.com=" + filepath.Join(dir, "nope.json")}, "no such file"},
+		{"static JWKS without keys", []string{"--oidc-static-jwks", "https://ci.example.com=" + jwks}, "no usable public keys"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, tc.args...)
+			code := run(args, &stdio{in: strings.NewReader(""), out: &out, err: &errOut})
+			if code != exitUsage || !strings.Contains(errOut.String(), tc.msg) {
+				t.Fatalf("exit status %d, want %d with %q; stderr:\n%s", code, exitUsage, tc.msg, errOut.String())
+			}
+		})
 	}
 }

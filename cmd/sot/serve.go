@@ -80,6 +80,9 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 	if err != nil {
 		return usageErrorf("--oidc-static-jwks: %v", err)
 	}
+	if _, err := oidc.New(oidc.Config{StaticJWKS: staticJWKS}); err != nil {
+		return usageErrorf("--oidc-static-jwks: %v", err)
+	}
 	if c.LifecycleInterval < time.Second {
 		return usageErrorf("--lifecycle-interval: at least 1s")
 	}
