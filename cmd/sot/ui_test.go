@@ -16,9 +16,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/sot-dev/sot"
@@ -182,6 +186,65 @@ func newBrowser(t *testing.T) context.Context {
 	}
 	t.Logf("Chromium started in %v", time.Since(start).Round(time.Millisecond))
 	return ctx
+}
+
+// pageProblems collects what a clean UI never causes in the browser:
+// requests to any other host, Content-Security-Policy refusals and
+// uncaught script errors.
+type pageProblems struct {
+	mu     sync.Mutex
+	hosts  map[string]bool
+	errors []string
+}
+
+func watchPages(t *testing.T, ctx context.Context) *pageProblems {
+	t.Helper()
+	p := &pageProblems{hosts: map[string]bool{}}
+	// The listener runs in the tab's read loop: it only records.
+	err := chromedp.Listen(ctx, func(ev any) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if u, err := url.Parse(e.Request.URL); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+				p.hosts[u.Host] = true
+			}
+		case *cdplog.EventEntryAdded:
+			if e.Entry.Source == cdplog.EntrySourceSecurity || e.Entry.Source == cdplog.EntrySourceJavascript ||
+				strings.Contains(e.Entry.Text, "Content Security Policy") {
+				p.errors = append(p.errors, e.Entry.Text)
+			}
+		case *runtime.EventExceptionThrown:
+			msg := e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				msg += " " + e.ExceptionDetails.Exception.Description
+			}
+			p.errors = append(p.errors, msg)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// check fails the test for a request to a host other than host, or for a
+// recorded page error.
+func (p *pageProblems) check(t *testing.T, host string) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for h := range p.hosts {
+		if h != host {
+			t.Errorf("the browser made a request to %s", h)
+		}
+	}
+	if !p.hosts[host] {
+		t.Error("no request recorded at all: the watch does not work")
+	}
+	for _, e := range p.errors {
+		t.Errorf("page error: %s", e)
+	}
 }
 
 // step runs actions with a bound, so a broken page fails fast instead of
@@ -354,6 +417,7 @@ func (e *uiEnv) upload(t *testing.T, secret, project string) int {
 func TestUI(t *testing.T) {
 	ctx := newBrowser(t)
 	env := startUI(t, uiBulk)
+	problems := watchPages(t, ctx)
 	step(t, ctx, "viewport", chromedp.EmulateViewport(1280, 900))
 
 	t.Run("login", func(t *testing.T) {
@@ -690,6 +754,10 @@ func TestUI(t *testing.T) {
 			t.Errorf("member visiting an organization they are not in: status %d, want 404", st)
 		}
 		logout(t, ctx)
+	})
+
+	t.Run("no other origin, no CSP refusal, no script error", func(t *testing.T) {
+		problems.check(t, strings.TrimPrefix(env.url, "http://"))
 	})
 }
 
