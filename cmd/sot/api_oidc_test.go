@@ -210,6 +210,12 @@ func TestOIDCExchangeRefusals(t *testing.T) {
 		// Bad input is a 400.
 		s.as(t, "").do("POST", "/api/v1/oidc/exchange", map[string]any{"org": "acme", "id_token": valid, "extra": 1}).want(t, http.StatusBadRequest)
 		s.as(t, "").do("POST", "/api/v1/oidc/exchange", `{"org": "acme", "id_token": `).want(t, http.StatusBadRequest)
+
+		// An organization moved to the free plan mints nothing.
+		s.admin(t).do("PATCH", "/api/v1/orgs/acme", map[string]any{"plan": "free"}).want(t, http.StatusOK)
+		if p := exchange(t, s, "acme", valid).want(t, http.StatusForbidden).problem(t); p.Type != "/problems/plan-required" {
+			t.Errorf("free plan: %+v", p)
+		}
 	})
 }
 
