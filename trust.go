@@ -385,9 +385,14 @@ func firstClaim(tok *IDToken, names []string) string {
 	return ""
 }
 
+// truncate cuts s to at most n bytes, on a character boundary: a cut
+// character would be invalid UTF-8, which PostgreSQL refuses to store.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

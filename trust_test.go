@@ -276,3 +276,23 @@ func TestPrepareOIDCToken(t *testing.T) {
 		t.Errorf("free plan: %v, want EPLAN", err)
 	}
 }
+
+func TestPrepareOIDCTokenNamesStayUTF8(t *testing.T) {
+	org := &sot.Org{Key: "acme", Plan: sot.PlanTeam}
+	p := &sot.TrustPolicy{ID: 1, Name: "a" + strings.Repeat("é", 100), Scope: sot.Scope{AllProjects: true},
+		Permissions: sot.NewPermissionSet(sot.PermissionScan), TTL: time.Minute}
+	tok := &sot.IDToken{Subject: "a" + strings.Repeat("ü", 400), Claims: map[string]any{"repository": "a" + strings.Repeat("ß", 400)}}
+	id := sot.IdentityOf(tok, p)
+	got, _, err := sot.PrepareOIDCToken(org, p, id, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"name": got.Name, "subject": id.Subject, "repository": id.Repository} {
+		if !utf8.ValidString(s) {
+			t.Errorf("%s is not valid UTF-8: %q", name, s)
+		}
+	}
+	if err := sot.ValidateTokenName("name", got.Name); err != nil {
+		t.Errorf("minted token name: %v", err)
+	}
+}
