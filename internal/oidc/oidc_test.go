@@ -234,3 +234,36 @@ func TestIssuerResponses(t *testing.T) {
 		})
 	}
 }
+
+// FuzzVerify feeds arbitrary tokens to a verifier with static keys: it
+// must never panic, and must refuse everything but tokens its issuer
+// signed with 401-class errors.
+func FuzzVerify(f *testing.F) {
+	clk := &clock{t: time.Now()}
+	iss := oidctest.NewIssuer(f, clk.Now)
+	const static = "https://ci.internal.example"
+	v, err := oidc.New(oidc.Config{StaticJWKS: map[string][]byte{static: iss.JWKS()}, Now: clk.Now})
+	if err != nil {
+		f.Fatal(err)
+	}
+	c := iss.Claims("sot")
+	c["iss"] = static
+	valid := iss.Sign(f, oidctest.RSAKeyID, c)
+	f.Add(valid)
+	f.Add(oidctest.Tamper(f, valid, "sub", "x"))
+	f.Add(oidctest.Forge(f, map[string]any{"alg": "none"}, c, nil))
+	f.Add(iss.SignHS256WithPublicKey(f, oidctest.RSAKeyID, c))
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		tok, err := v.Verify(context.Background(), raw)
+		if err != nil {
+			if sot.ErrorCode(err) != sot.EUNAUTHENTICATED {
+				t.Fatalf("Verify: %v, want EUNAUTHENTICATED", err)
+			}
+			return
+		}
+		if tok.Issuer != static {
+			t.Fatalf("verified a token of issuer %q", tok.Issuer)
+		}
+	})
+}
