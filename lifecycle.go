@@ -106,10 +106,6 @@ const (
 var WebhookEvents = []string{EventTokenCreated, EventTokenRevoked, EventTokenRotated,
 	EventTokenExpiring, EventTokenExpired, EventTokenIdle, EventTokenLeaked}
 
-// ExpiryWarningDays are the days before expiry at which token.expiring is
-// sent, each once.
-var ExpiryWarningDays = []int{30, 7, 1}
-
 // Webhook is an organization's subscription to token events. Secret (the
 // HMAC key deliveries are signed with) is set only when the webhook is
 // created or its secret replaced.
@@ -250,7 +246,7 @@ type LifecycleService interface {
 	// DueRotations returns up to limit live tokens whose scheduled rotation
 	// is due at now.
 	DueRotations(ctx context.Context, now time.Time, limit int) ([]*Token, error)
-	// SweepExpiry emits token.expiring (at ExpiryWarningDays) and
+	// SweepExpiry emits token.expiring (30, 7 and 1 days before expiry) and
 	// token.expired, each once per token, and returns how many it emitted.
 	SweepExpiry(ctx context.Context, now time.Time) (int, error)
 	// SweepIdle emits token.idle once per idle period for tokens unused for

@@ -23,7 +23,8 @@ const (
 	warnedAll     = warned30 | warned7 | warned1 | warnedExpired
 )
 
-// warnBits pairs each expiry warning with its bit, longest first.
+// warnBits pairs each expiry warning (days before expiry) with its bit,
+// longest first.
 var warnBits = []struct {
 	days int
 	bit  int64
@@ -304,46 +305,61 @@ func (db *DB) candidates(ctx context.Context, where string, args ...any) ([]cand
 // the emitted event makes each happen once, whichever replica sweeps.
 func (db *DB) SweepExpiry(ctx context.Context, now time.Time) (int, error) {
 	now = now.UTC().Truncate(time.Second)
-	horizon := now.Add(time.Duration(warnBits[0].days) * sot.Day)
-	cs, err := db.candidates(ctx, `t.expires_at IS NOT NULL AND t.expires_at <= ? AND t.expiry_warned <> ?`, unix(horizon), int64(warnedAll))
-	if err != nil {
-		return 0, fail("sweep expiry", err)
+	// One query per window selects only the tokens that still lack that
+	// window's event, so tokens already warned never crowd out the others.
+	type window struct {
+		event   string
+		days    int   // the threshold (0: expired)
+		from    int64 // expires_at > from (expired: no lower bound)
+		to      int64 // expires_at <= to
+		bit     int64
+		setBits int64 // this warning and the longer ones, skipped when a token starts inside a shorter window
+	}
+	windows := []window{{event: sot.EventTokenExpired, to: unix(now), bit: warnedExpired, setBits: warnedAll}}
+	longer := int64(0)
+	for i, w := range warnBits {
+		lower := now
+		if i+1 < len(warnBits) {
+			lower = now.Add(time.Duration(warnBits[i+1].days) * sot.Day)
+		}
+		longer |= w.bit
+		windows = append(windows, window{event: sot.EventTokenExpiring, days: w.days, from: unix(lower),
+			to: unix(now.Add(time.Duration(w.days) * sot.Day)), bit: w.bit, setBits: longer})
 	}
 	n := 0
-	for _, c := range cs {
-		left := c.tok.ExpiresAt.Sub(now)
-		event, bits, details := sot.EventTokenExpired, int64(warnedAll), map[string]any{}
-		if left > 0 {
-			// Only the nearest threshold is sent: a token made with five
-			// days to live gets the 7-day warning, not the 30-day one too.
-			bits = 0
-			threshold := 0
-			for _, w := range warnBits {
-				if left <= time.Duration(w.days)*sot.Day {
-					bits |= w.bit
-					threshold = w.days
-				}
-			}
-			event = sot.EventTokenExpiring
-			details["days"] = threshold
-			details["expires_in_hours"] = int(left / time.Hour)
+	for _, w := range windows {
+		where := fmt.Sprintf(`t.expires_at IS NOT NULL AND t.expires_at <= ? AND (t.expiry_warned & %d) = 0`, w.bit)
+		args := []any{w.to}
+		if w.event == sot.EventTokenExpiring {
+			where += ` AND t.expires_at > ?`
+			args = append(args, w.from)
 		}
-		if c.warned&bits == bits {
-			continue
-		}
-		err := db.write(ctx, func(x *tx) error {
-			res, err := x.exec(ctx, `UPDATE tokens SET expiry_warned = ? WHERE id = ? AND expiry_warned = ?`, c.warned|bits, c.tok.ID, c.warned)
-			if err != nil {
-				return err
-			}
-			if k, err := res.RowsAffected(); err != nil || k == 0 {
-				return err // another replica (or a rotation) got there first
-			}
-			n++
-			return x.emit(ctx, c.tok, event, now, "", details)
-		})
+		cs, err := db.candidates(ctx, where, args...)
 		if err != nil {
 			return n, fail("sweep expiry", err)
+		}
+		for _, c := range cs {
+			details := map[string]any{}
+			if w.event == sot.EventTokenExpiring {
+				details["days"] = w.days
+				details["expires_in_hours"] = int(c.tok.ExpiresAt.Sub(now) / time.Hour)
+			}
+			err := db.write(ctx, func(x *tx) error {
+				// The claim: it fails when another replica (or a rotation,
+				// which resets the bits) changed them since the read.
+				res, err := x.exec(ctx, `UPDATE tokens SET expiry_warned = ? WHERE id = ? AND expiry_warned = ?`, c.warned|w.setBits, c.tok.ID, c.warned)
+				if err != nil {
+					return err
+				}
+				if k, err := res.RowsAffected(); err != nil || k == 0 {
+					return err
+				}
+				n++
+				return x.emit(ctx, c.tok, w.event, now, "", details)
+			})
+			if err != nil {
+				return n, fail("sweep expiry", err)
+			}
 		}
 	}
 	return n, nil
