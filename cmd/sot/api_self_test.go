@@ -71,3 +71,22 @@ func TestAPIMeAndPersonalTokens(t *testing.T) {
 		s.as(t, tok.Secret).do("GET", "/api/v1/user/tokens", nil).want(t, http.StatusForbidden)
 	})
 }
+
+// TestAPIMeSeesNewOrgAtOnce: the creator of an organization is its admin on
+// the very next request, though their token's principal was cached before.
+func TestAPIMeSeesNewOrgAtOnce(t *testing.T) {
+	forEachDB(t, serverOpts{}, func(t *testing.T, s *testServer) {
+		var me struct {
+			Memberships []struct{ Org, Role string } `json:"memberships"`
+		}
+		s.admin(t).do("GET", "/api/v1/me", nil).want(t, http.StatusOK).decode(t, &me)
+		if len(me.Memberships) != 0 {
+			t.Fatalf("memberships before = %+v", me.Memberships)
+		}
+		s.createOrg(t, "acme", "team")
+		s.admin(t).do("GET", "/api/v1/me", nil).want(t, http.StatusOK).decode(t, &me)
+		if len(me.Memberships) != 1 || me.Memberships[0].Org != "acme" || me.Memberships[0].Role != "admin" {
+			t.Fatalf("memberships after creating acme = %+v", me.Memberships)
+		}
+	})
+}

@@ -77,6 +77,8 @@ func (db *DB) CreateOrg(ctx context.Context, org *sot.Org, adminID int64) error 
 			org.ID, adminID, string(sot.RoleAdmin), unix(created)); err != nil {
 			return err
 		}
+		// The creator's cached principals must learn of the new membership.
+		t.changed(sot.Change{Kind: sot.ChangeMember, Org: org.Key, UserID: adminID})
 		return t.audit(ctx, org.Key, sot.ActionOrgCreated, "org:"+org.Key,
 			map[string]any{"name": org.Name, "plan": string(org.Plan), "admin": login})
 	})
