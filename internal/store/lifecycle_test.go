@@ -96,3 +96,63 @@ func TestScheduledRotationClaim(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkSweepSteadyState measures one lifecycle sweep's storage work
+// (due rotations, expiry and idle windows, due deliveries) over 10,000
+// organization tokens (none idle yet) whose expiry warnings were all sent
+// already: the cost every replica pays every interval.
+func BenchmarkSweepSteadyState(b *testing.B) {
+	for _, dialect := range []string{DialectSQLite, DialectPostgres} {
+		b.Run(dialect, func(b *testing.B) {
+			var db *DB
+			if dialect == DialectSQLite {
+				db = openSQLiteTest(b)
+			} else {
+				db = openPG(b)
+			}
+			ctx := b.Context()
+			u := &sot.User{Login: "alice"}
+			if err := db.CreateUser(ctx, u, ""); err != nil {
+				b.Fatal(err)
+			}
+			o := &sot.Org{Key: "acme", Name: "Acme", Plan: sot.PlanTeam, TokenPolicy: sot.TokenPolicy{MaxLifetimeDays: 365, IdleWarningDays: 30}}
+			if err := db.CreateOrg(ctx, o, u.ID); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now().UTC().Truncate(time.Second)
+			err := db.write(ctx, func(x *tx) error {
+				_, err := x.exec(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+					INSERT INTO tokens (kind, org_id, name, all_projects, permissions, hint, source, created_at, expires_at, rotation_every, next_rotation_at)
+					SELECT 'org', (SELECT id FROM orgs WHERE key = 'acme'), 'ci', TRUE, 1, 'sot_…', 'api', ?, ? + (i % 400) * 86400, 2592000, ? + (i % 30 + 1) * 86400 FROM n`,
+					unix(now), unix(now), unix(now))
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				n, err := db.SweepExpiry(ctx, now) // a batch at a time
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+			}
+			for b.Loop() {
+				if due, err := db.DueRotations(ctx, now, 100); err != nil || len(due) != 0 {
+					b.Fatalf("due rotations: %d, %v", len(due), err)
+				}
+				if n, err := db.SweepExpiry(ctx, now); err != nil || n != 0 {
+					b.Fatalf("expiry sweep: %d, %v", n, err)
+				}
+				if n, err := db.SweepIdle(ctx, now); err != nil || n != 0 {
+					b.Fatalf("idle sweep: %d, %v", n, err)
+				}
+				if ds, err := db.ClaimDeliveries(ctx, now, time.Minute, "bench", 100); err != nil || len(ds) != 0 {
+					b.Fatalf("claim: %d, %v", len(ds), err)
+				}
+			}
+		})
+	}
+}
