@@ -202,3 +202,21 @@ func policyName(t *client.Token) string {
 	}
 	return fmt.Sprintf("%q", t.OIDC.PolicyName)
 }
+
+// tokenSource describes where a token came from: "api", or for a token an
+// OIDC exchange minted, its trust policy and the CI job.
+func tokenSource(t *client.Token) string {
+	if t.OIDC == nil {
+		return t.Source
+	}
+	parts := []string{"oidc, trust policy " + policyName(t)}
+	for _, p := range []string{t.OIDC.Repository, t.OIDC.Ref} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if t.OIDC.RunID != "" {
+		parts = append(parts, "run "+t.OIDC.RunID)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -108,6 +108,7 @@ func TestCLILoginOIDC(t *testing.T) {
 
 	// The token list shows the minted token with its source.
 	var toks []struct {
+		ID     int64  `json:"id"`
 		Source string `json:"source"`
 		OIDC   *struct {
 			PolicyName string `json:"policy_name"`
@@ -116,7 +117,10 @@ func TestCLILoginOIDC(t *testing.T) {
 	}
 	admin.jsonOK(t, nil, &toks, "token", "list", "acme")
 	if len(toks) != 1 || toks[0].Source != "oidc" || toks[0].OIDC == nil || toks[0].OIDC.Repository != "acme/web" {
-		t.Errorf("token list %+v", toks)
+		t.Fatalf("token list %+v", toks)
+	}
+	if out := admin.ok(t, nil, "token", "get", "acme", itoa(toks[0].ID)); !strings.Contains(out, `oidc, trust policy "web main", acme/web, refs/heads/main, run 777`) {
+		t.Errorf("token get:\n%s", out)
 	}
 
 	// GitLab CI: the ID token is in a variable declared with id_tokens;

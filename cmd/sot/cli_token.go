@@ -185,6 +185,7 @@ func (c *tokenGetCmd) Run(ctx context.Context, g *globals, std *stdio) error {
 		"rotation", rotation,
 		"rotated", timeOr(t.RotatedAt, "never"),
 		"state", t.State,
+		"source", tokenSource(t),
 	)
 }
 
