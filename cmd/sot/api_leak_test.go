@@ -4,6 +4,7 @@ package main
 // public revoke endpoint, and network allowlists.
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,6 +14,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -236,4 +239,35 @@ func TestAPIAllowedCIDRsIPv6(t *testing.T) {
 		c.header = http.Header{"X-Forwarded-For": {"2001:db8:2::42"}}
 		c.do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusNoContent)
 	})
+}
+
+// A GitHub key file that is missing or holds no usable key, and a
+// lifecycle interval under a second, are usage errors before anything
+// is opened.
+func TestServeLifecycleFlags(t *testing.T) {
+	dir := t.TempDir()
+	rsaPEM := filepath.Join(dir, "keys.pem")
+	if err := os.WriteFile(rsaPEM, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := "sqlite:" + filepath.Join(dir, "sot.db")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"missing key file", []string{"--github-secret-scanning-keys", filepath.Join(dir, "nope.json")}},
+		{"key file without a usable key", []string{"--github-secret-scanning-keys", rsaPEM}},
+		{"lifecycle interval too short", []string{"--lifecycle-interval", "10ms"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, tc.args...)
+			if code := run(args, &stdio{in: strings.NewReader(""), out: &out, err: &errOut}); code != exitUsage {
+				t.Fatalf("exit status %d, want %d; stderr:\n%s", code, exitUsage, errOut.String())
+			}
+		})
+	}
+	if _, err := os.Stat(strings.TrimPrefix(db, "sqlite:")); err == nil {
+		t.Fatal("a bad command line created the database")
+	}
 }
