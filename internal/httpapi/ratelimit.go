@@ -40,9 +40,13 @@ func newFailureLimiter(max int) *failureLimiter {
 	return &failureLimiter{max: max, fails: make(map[netip.Addr]*failureCount)}
 }
 
+// idle reports whether no address has failures on record, the common case:
+// then no address has to wait.
+func (l *failureLimiter) idle() bool { return l.n.Load() == 0 }
+
 // wait returns how long ip must wait before its next attempt, or 0.
 func (l *failureLimiter) wait(ip netip.Addr, now time.Time) time.Duration {
-	if l.n.Load() == 0 {
+	if l.idle() {
 		return 0
 	}
 	l.mu.Lock()
