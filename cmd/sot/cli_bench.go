@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -83,7 +84,8 @@ func (c *benchCmd) Run(ctx context.Context, std *stdio) error {
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(std.out, "sot bench: %s; seeding an organization of %d projects and %d tokens…\n", redactDSN(dsn), c.Projects, c.Tokens)
+	fmt.Fprintf(std.out, "sot bench: %s, %d CPUs, GOMAXPROCS %d; %s; seeding an organization of %d projects and %d tokens…\n",
+		runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), redactDSN(dsn), c.Projects, c.Tokens)
 	start := time.Now()
 	secret, project, err := c.seed(ctx, srv)
 	if err != nil {
