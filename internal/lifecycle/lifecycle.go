@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sot-dev/sot"
@@ -30,10 +31,15 @@ const (
 	// DefaultTimeout bounds one delivery attempt.
 	DefaultTimeout = 10 * time.Second
 	// lease is how long a claimed delivery is reserved for the replica
-	// that claimed it: longer than an attempt can take.
+	// that claimed it: well beyond a batch of attempts, which run at once
+	// and each end within DefaultTimeout.
 	lease = 2 * time.Minute
-	// batch bounds the rotations and deliveries of one sweep.
+	// batch bounds the rotations of one sweep.
 	batch = 100
+	// deliveryBatch is how many deliveries are claimed and sent at once,
+	// and maxDeliveryBatches how many batches one sweep sends.
+	deliveryBatch      = 10
+	maxDeliveryBatches = 100
 	// maxResponseBytes bounds what is read of a receiver's answer.
 	maxResponseBytes = 4 << 10
 	// firstRetry and maxRetry shape the exponential backoff.
@@ -154,23 +160,40 @@ func (r *Runner) rotate(ctx context.Context) error {
 	return nil
 }
 
-// deliver sends the due deliveries this replica could claim.
+// deliver sends the due deliveries this replica can claim, a batch at a
+// time; the deliveries of a batch are sent concurrently, so one slow
+// receiver does not hold up the others.
 func (r *Runner) deliver(ctx context.Context) error {
-	ds, err := r.cfg.Webhooks.ClaimDeliveries(ctx, r.now(), lease, r.owner, batch)
-	if err != nil {
-		return fmt.Errorf("claim deliveries: %w", err)
-	}
-	for _, d := range ds {
-		a := r.send(ctx, d)
-		var next *time.Time
-		if a.Error != "" {
-			next = retryAt(d, a.At)
+	for range maxDeliveryBatches {
+		ds, err := r.cfg.Webhooks.ClaimDeliveries(ctx, r.now(), lease, r.owner, deliveryBatch)
+		if err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
 		}
-		if err := r.cfg.Webhooks.FinishAttempt(ctx, d.ID, r.owner, a, next); err != nil {
-			r.log.Error("record delivery attempt", "delivery_id", d.ID, "err", err)
+		var wg sync.WaitGroup
+		for _, d := range ds {
+			wg.Go(func() { r.attempt(ctx, d) })
+		}
+		wg.Wait()
+		if len(ds) < deliveryBatch || ctx.Err() != nil {
+			return nil
 		}
 	}
 	return nil
+}
+
+// attempt sends d once and records the outcome, even when ctx ended
+// meanwhile (shutdown), so the delivery is not left leased.
+func (r *Runner) attempt(ctx context.Context, d *sot.OutboundDelivery) {
+	a := r.send(ctx, d)
+	var next *time.Time
+	if a.Error != "" {
+		next = retryAt(d, a.At)
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.cfg.Webhooks.FinishAttempt(fctx, d.ID, r.owner, a, next); err != nil {
+		r.log.Error("record delivery attempt", "delivery_id", d.ID, "err", err)
+	}
 }
 
 // retryAt returns when to try d again after a failed attempt at, with an
