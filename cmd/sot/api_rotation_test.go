@@ -652,3 +652,42 @@ func TestAPIWebhookRedirectNotFollowed(t *testing.T) {
 		t.Fatalf("deliveries = %+v", ds.Items)
 	}
 }
+
+// The server's own loop does the work: a rotation that fell due while the
+// server was down happens right after the next start, and events go out
+// without anyone calling sweep.
+func TestAPILifecycleLoop(t *testing.T) {
+	clock := &testClock{}
+	s := startServer(t, serverOpts{Clock: clock, LifecycleInterval: 100 * time.Millisecond})
+	s.createOrg(t, "acme", "team")
+	rc := newReceiver(t, "receiver-secret-0123456789", 0)
+	s.createWebhook(t, "acme", rc, "token.rotated", "token.revoked")
+	tok := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"},
+		"expires_in": "90d", "rotation": map[string]any{"every": "30d"}})
+	other := s.createOrgToken(t, "acme", map[string]any{"scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"}})
+	s.admin(t).do("DELETE", fmt.Sprintf("/api/v1/orgs/acme/tokens/%d", other.Token.ID), nil).want(t, http.StatusNoContent)
+	waitUntil(t, "token.revoked delivered by the loop", func() bool { return rc.count("token.revoked") == 1 })
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(31 * 24 * time.Hour)
+	s = s.Restart(t)
+	waitUntil(t, "token.rotated delivered after the restart", func() bool { return rc.count("token.rotated") == 1 })
+	var got rotatedBody
+	s.admin(t).do("GET", fmt.Sprintf("/api/v1/orgs/acme/tokens/%d", tok.Token.ID), nil).want(t, http.StatusOK).decode(t, &got)
+	if got.RotatedAt == nil {
+		t.Fatal("rotated_at is null after the scheduled rotation")
+	}
+}
+
+// waitUntil polls cond for up to five seconds: the server's loop runs on
+// its own schedule.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("%s did not happen within 5 s", what)
+}
