@@ -13,11 +13,6 @@ import (
 
 var _ sot.TrustPolicyService = (*DB)(nil)
 
-// expiryWarnedAll marks every expiry event of a token as sent (see
-// migration 00002): a token that lives minutes by design is not announced
-// as expiring or expired.
-const expiryWarnedAll = 15
-
 const trustColumns = `p.id, o.key, p.name, p.issuer, p.audience, p.conditions, p.all_projects, p.projects, p.patterns,
 	p.permissions, p.ttl_seconds, COALESCE(p.created_by_id, 0), p.created_by_login, p.created_at, p.updated_at`
 
@@ -356,12 +351,14 @@ func (db *DB) CreateOIDCToken(ctx context.Context, t *sot.Token, hash sot.Secret
 			}
 			keys = kept
 		}
+		// A token that lives minutes by design is not announced as
+		// expiring or expired: every expiry warning counts as sent.
 		err = x.queryRow(ctx, `INSERT INTO tokens (kind, org_id, name, description, all_projects, patterns, permissions,
 			allowed_cidrs, hint, source, created_by_login, created_at, expires_at, project_count, expiry_warned, trust_policy_id,
 			oidc_identity)
 			VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, '', ?, ?, 0, ?, ?, ?) RETURNING id`,
 			string(t.Kind), oid, t.Name, t.Description, t.Scope.AllProjects, encodePatterns(t.Scope.Patterns),
-			int64(t.Permissions), t.Hint, t.Source, unix(t.CreatedAt), unixPtr(t.ExpiresAt), expiryWarnedAll, t.TrustPolicyID,
+			int64(t.Permissions), t.Hint, t.Source, unix(t.CreatedAt), unixPtr(t.ExpiresAt), warnedAll, t.TrustPolicyID,
 			string(identity)).Scan(&t.ID)
 		if err != nil {
 			return err
