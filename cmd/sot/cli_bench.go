@@ -128,6 +128,7 @@ func (c *benchCmd) Run(ctx context.Context, std *stdio) error {
 	rss := startRSSSampler()
 	writes := srv.db.Writes()
 	results, err := c.loadAll(ctx, targets)
+	peak, havePeak := rss.stop()
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func (c *benchCmd) Run(ctx context.Context, std *stdio) error {
 		c.Connections, c.Rounds, c.Duration/time.Duration(c.Rounds), c.Warmup)
 	printBenchTable(std.out, targets, results)
 	fmt.Fprintf(std.out, "storage writes during the load: %d (last-used times, batched every 5 s; none per request)\n", writes)
-	if peak, ok := rss.stop(); ok {
+	if havePeak {
 		fmt.Fprintf(std.out, "RSS of this process (server, bare server and client): %.1f MiB before the load, peak %.1f MiB under load\n",
 			float64(idle)/(1<<20), float64(peak)/(1<<20))
 	}
@@ -300,7 +301,11 @@ func (r *benchResult) quantiles() (p50, p99 time.Duration) {
 func (c *benchCmd) loadAll(ctx context.Context, targets []*benchTarget) ([]*benchResult, error) {
 	if c.Warmup > 0 {
 		for _, t := range targets {
-			if _, err := t.load(ctx, c.Connections, c.Warmup); err != nil {
+			_, err := t.load(ctx, c.Connections, c.Warmup)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("bench: interrupted: %w", ctx.Err())
+			}
+			if err != nil {
 				return nil, fmt.Errorf("bench: warm-up of %s: %w", t.name, err)
 			}
 		}
@@ -314,6 +319,9 @@ func (c *benchCmd) loadAll(ctx context.Context, targets []*benchTarget) ([]*benc
 		for j := range targets {
 			i := (round + j) % len(targets)
 			r, err := targets[i].load(ctx, c.Connections, slice)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("bench: interrupted: %w", ctx.Err())
+			}
 			if err != nil {
 				return nil, fmt.Errorf("bench: %s: %w", targets[i].name, err)
 			}
@@ -342,7 +350,29 @@ func (t *benchTarget) load(ctx context.Context, conns int, d time.Duration) (*be
 		total.requests += results[i].requests
 		total.hist.merge(&results[i].hist)
 	}
-	return total, errors.Join(errs...)
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+	return total, nil
+}
+
+// firstError returns the first error of errs, saying how many connections
+// failed: one message, not one per connection.
+func firstError(errs []error) error {
+	var first error
+	n := 0
+	for _, err := range errs {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			n++
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("%w (and %d more connections)", first, n-1)
+	}
+	return first
 }
 
 // conn sends t's request over one connection until deadline, at least
@@ -359,6 +389,8 @@ func (t *benchTarget) conn(ctx context.Context, deadline time.Time, r *benchResu
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
+	// An interrupted bench stops at once, not at the end of its round.
+	defer context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })()
 	br := bufio.NewReaderSize(nc, 4096)
 	for {
 		start := time.Now()
