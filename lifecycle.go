@@ -172,6 +172,7 @@ type WebhookUpdate struct {
 	URL    *string
 	Events *[]string
 	Secret *string
+	At     time.Time // when the update is made
 }
 
 // Delivery states.

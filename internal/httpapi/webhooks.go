@@ -152,7 +152,7 @@ func (a *API) registerWebhooks() {
 			// when it is kept (the stored one is never read back here).
 			check := *cur
 			check.Secret = "kept-secret-placeholder"
-			upd := sot.WebhookUpdate{URL: in.Body.URL, Secret: in.Body.Secret}
+			upd := sot.WebhookUpdate{URL: in.Body.URL, Secret: in.Body.Secret, At: a.now()}
 			if in.Body.URL != nil {
 				check.URL = *in.Body.URL
 			}

@@ -157,7 +157,10 @@ func (db *DB) UpdateWebhook(ctx context.Context, org string, id int64, upd sot.W
 			out = w
 			return nil
 		}
-		w.UpdatedAt = now()
+		w.UpdatedAt = upd.At.UTC().Truncate(time.Second)
+		if upd.At.IsZero() {
+			w.UpdatedAt = now()
+		}
 		if _, err := x.exec(ctx, `UPDATE webhooks SET url = ?, events = ?, secret = COALESCE(?, secret), updated_at = ? WHERE id = ?`,
 			w.URL, encodeEvents(w.Events), secretArg, unix(w.UpdatedAt), id); err != nil {
 			return err
