@@ -19,9 +19,6 @@ type TokenRotation struct {
 	GracePeriod time.Duration
 }
 
-// MaxGracePeriod bounds a rotation's grace period.
-const MaxGracePeriod = 30 * Day
-
 // ParseRotation parses a rotation schedule ("30d", "24h") under policy:
 // Every is "<n>d" or "<n>y" and at most the policy's maximum lifetime;
 // the grace period is a duration shorter than Every. Fields are named

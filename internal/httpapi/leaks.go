@@ -21,8 +21,6 @@ import (
 
 // Limits of the leak endpoints.
 const (
-	// MaxRevokeSecrets bounds the secrets of one public revoke call.
-	MaxRevokeSecrets = 100
 	// DefaultRevokeLimit is how many public revoke calls a client address
 	// may make per minute.
 	DefaultRevokeLimit = 10
