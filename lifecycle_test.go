@@ -83,3 +83,21 @@ func TestValidateWebhook(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseRotation checks that a schedule is either refused or within
+// the policy, with a grace period shorter than its interval.
+func FuzzParseRotation(f *testing.F) {
+	f.Add("30d", "24h")
+	f.Add("1y", "")
+	f.Add("0d", "-1h")
+	policy := TokenPolicy{MaxLifetimeDays: 365}
+	f.Fuzz(func(t *testing.T, every, grace string) {
+		r, err := ParseRotation("rotation", every, grace, policy)
+		if err != nil {
+			return
+		}
+		if r.Every <= 0 || r.Every > 365*Day || r.GracePeriod < 0 || r.GracePeriod >= r.Every {
+			t.Fatalf("ParseRotation(%q, %q) = %+v", every, grace, r)
+		}
+	})
+}

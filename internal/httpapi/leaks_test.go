@@ -55,3 +55,25 @@ func TestParseGitHubKeys(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseGitHubKeys checks that no key file makes the parser panic, and
+// that every key it returns is a P-256 key.
+func FuzzParseGitHubKeys(f *testing.F) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	plain := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"Key-Identifier": "k"}, Bytes: der})
+	f.Add(plain)
+	f.Add([]byte(`{"public_keys": [{"key_identifier": "k", "key": "` + string(plain) + `"}]}`))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := ParseGitHubKeys(data)
+		if err != nil {
+			return
+		}
+		for id, k := range keys {
+			if k.Curve != elliptic.P256() {
+				t.Fatalf("key %q is not P-256", id)
+			}
+		}
+	})
+}
