@@ -42,10 +42,12 @@ type tokenCreateCmd struct {
 	Name        string `required:"" help:"Token name, such as the pipeline that uses it."`
 	Description string `help:"What the token is for."`
 	scopeFlags
-	Permission []string `required:"" enum:"scan,browse,provision,self_rotate" placeholder:"PERM" help:"Permission to grant: scan, browse, provision or self_rotate (repeatable)."`
-	Expires    string   `xor:"expiry" required:"" placeholder:"30d|90d|1y|YYYY-MM-DD" help:"Lifetime (<n>d or <n>y) or expiry date (00:00 UTC that day)."`
-	NoExpiry   bool     `xor:"expiry" required:"" help:"Never expire (when the organization's policy allows it)."`
-	AllowCIDR  []string `name:"allow-cidr" placeholder:"CIDR" help:"Accept the token only from this network (repeatable; default: anywhere)."`
+	Permission    []string `required:"" enum:"scan,browse,provision,self_rotate" placeholder:"PERM" help:"Permission to grant: scan, browse, provision or self_rotate (repeatable)."`
+	Expires       string   `xor:"expiry" required:"" placeholder:"30d|90d|1y|YYYY-MM-DD" help:"Lifetime (<n>d or <n>y) or expiry date (00:00 UTC that day)."`
+	NoExpiry      bool     `xor:"expiry" required:"" help:"Never expire (when the organization's policy allows it)."`
+	AllowCIDR     []string `name:"allow-cidr" placeholder:"CIDR" help:"Accept the token only from this network (repeatable; default: anywhere)."`
+	RotateEvery   string   `name:"rotate-every" placeholder:"30d" help:"Rotate the secret on this schedule; the new one is sent in a signed token.rotated webhook delivery."`
+	RotationGrace string   `name:"rotation-grace" placeholder:"24h" help:"With --rotate-every: how long the previous secret keeps working after each rotation."`
 }
 
 var lifetimeRE = regexp.MustCompile(`^[1-9][0-9]{0,5}[dy]$`)
@@ -74,6 +76,19 @@ func (c *tokenCreateCmd) Run(ctx context.Context, g *globals, std *stdio) error 
 	if err != nil {
 		return err
 	}
+	var rotation *client.Rotation
+	switch {
+	case c.RotateEvery != "":
+		if !lifetimeRE.MatchString(c.RotateEvery) {
+			return usageErrorf("--rotate-every %q: want a number of days or years, such as 30d", c.RotateEvery)
+		}
+		if err := checkGrace(c.RotationGrace); err != nil {
+			return usageErrorf("--rotation-grace %q: want a duration such as 24h", c.RotationGrace)
+		}
+		rotation = &client.Rotation{Every: c.RotateEvery, GracePeriod: c.RotationGrace}
+	case c.RotationGrace != "":
+		return usageErrorf("--rotation-grace needs --rotate-every")
+	}
 	api, err := g.client()
 	if err != nil {
 		return err
@@ -85,6 +100,7 @@ func (c *tokenCreateCmd) Run(ctx context.Context, g *globals, std *stdio) error 
 		Permissions:  c.Permission,
 		Expiry:       exp,
 		AllowedCIDRs: c.AllowCIDR,
+		Rotation:     rotation,
 	})
 	if err != nil {
 		return err

@@ -97,3 +97,29 @@ func TestCLIWebhooks(t *testing.T) {
 		t.Fatalf("get after delete: exit %d", code)
 	}
 }
+
+// "sot token create --rotate-every" sets a rotation schedule.
+func TestCLICreateWithRotation(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	s.createOrg(t, "acme", "team")
+	base := []string{"-o", "json", "token", "create", "acme", "--name", "deploy", "--all-projects", "--permission", "scan", "--expires", "90d"}
+	stdout, stderr, code := cliRun(t, s, s.AdminToken, append(base, "--rotate-every", "30d", "--rotation-grace", "24h")...)
+	var nt client.NewToken
+	if code != exitOK || json.Unmarshal([]byte(stdout), &nt) != nil || nt.Token.Rotation == nil || nt.Token.Rotation.Every != "30d" || nt.Token.NextRotationAt == nil {
+		t.Fatalf("create with rotation: exit %d, stdout %s, stderr %s", code, stdout, stderr)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"grace without schedule", []string{"--rotation-grace", "24h"}},
+		{"schedule in hours", []string{"--rotate-every", "12h"}},
+		{"grace not a duration", []string{"--rotate-every", "30d", "--rotation-grace", "a day"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, stderr, code := cliRun(t, s, s.AdminToken, append(base, tc.args...)...); code != exitUsage {
+				t.Fatalf("exit %d, want %d; stderr %s", code, exitUsage, stderr)
+			}
+		})
+	}
+}
