@@ -12,8 +12,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sot-dev/sot"
@@ -38,6 +40,8 @@ type serveCmd struct {
 	OIDCIssuers       []string      `name:"oidc-issuers" env:"SOT_OIDC_ISSUERS" sep:"," placeholder:"URL" help:"OIDC issuers whose CI ID tokens may be exchanged for organization tokens (comma-separated URLs, or the presets github and gitlab); none by default. See docs/oidc.md."`
 	OIDCStaticJWKS    []string      `name:"oidc-static-jwks" env:"SOT_OIDC_STATIC_JWKS" sep:"," placeholder:"ISSUER=FILE" help:"Trust an issuer sot cannot reach, with its keys from a JWKS file (comma-separated ISSUER=FILE pairs)."`
 	AuthCacheSize     int           `name:"auth-cache-size" env:"SOT_AUTH_CACHE_SIZE" default:"100000" help:"Bound of the credential cache: one unit per cached token, plus one per 64 explicit projects in its scope."`
+	TLSCert           string        `name:"tls-cert" env:"SOT_TLS_CERT" type:"path" placeholder:"FILE" help:"Serve HTTPS with this PEM certificate (chain); reloaded on SIGHUP. Needs --tls-key."`
+	TLSKey            string        `name:"tls-key" env:"SOT_TLS_KEY" type:"path" placeholder:"FILE" help:"The PEM private key of --tls-cert."`
 	LogLevel          string        `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
 }
 
@@ -89,6 +93,14 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 	if c.AuthCacheSize < 1 {
 		return usageErrorf("--auth-cache-size: at least 1")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return usageErrorf("--tls-cert and --tls-key go together")
+	}
+	if c.TLSCert != "" {
+		if _, err := newCertReloader(c.TLSCert, c.TLSKey); err != nil {
+			return usageErrorf("--tls-cert, --tls-key: %v", err)
+		}
+	}
 	cfg := serveConfig{
 		Addr:              c.Addr,
 		DB:                c.DB,
@@ -101,6 +113,8 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 		AuthCacheSize:     c.AuthCacheSize,
 		OIDCIssuers:       c.OIDCIssuers,
 		OIDCStaticJWKS:    staticJWKS,
+		TLSCertFile:       c.TLSCert,
+		TLSKeyFile:        c.TLSKey,
 		AdminPassword:     os.Getenv("SOT_ADMIN_PASSWORD"),
 		Logger:            logger,
 	}
@@ -138,6 +152,9 @@ type serveConfig struct {
 	// OIDCStaticJWKS adds issuers with keys given by the operator.
 	OIDCIssuers    []string
 	OIDCStaticJWKS map[string][]byte
+	// TLSCertFile and TLSKeyFile, when set, serve HTTPS with that key
+	// pair, reloaded on SIGHUP.
+	TLSCertFile, TLSKeyFile string
 	// AdminPassword is the first start's admin password; generated when "".
 	AdminPassword string
 	Logger        *slog.Logger
@@ -160,6 +177,8 @@ type server struct {
 	// lifecycle runs scheduled rotations, warnings and webhook deliveries.
 	lifecycle     *lifecycle.Runner
 	lifecycleDone chan struct{}
+	// certs is the TLS key pair; nil without TLS.
+	certs *certReloader
 }
 
 // newServer opens the database (creating the instance admin on a first
@@ -194,11 +213,17 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		return nil, err
 	}
 	log.Info("OIDC issuers trusted", "issuers", verifier.Issuers())
+	var certs *certReloader
+	if cfg.TLSCertFile != "" {
+		if certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return nil, err
+		}
+	}
 	db, err := store.Open(ctx, cfg.DB, log)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: log, db: db}
+	s := &server{cfg: cfg, log: log, db: db, certs: certs}
 	s.auth = auth.New(auth.Config{
 		Tokens: db, Users: db, Orgs: db, Audit: db, Bus: db,
 		Now:       cfg.Now,
@@ -267,14 +292,25 @@ func hashPassword(pw string) (string, error) {
 func (s *server) Handler() http.Handler {
 	// The web UI (internal/web) is mounted here, at "/".
 	var web http.Handler = http.NotFoundHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if httpapi.Owns(r.URL.Path) {
 			s.api.ServeHTTP(w, r)
 			return
 		}
 		web.ServeHTTP(w, r)
-	})
+	}), s.certs != nil)
 }
+
+// Server timeouts. ReadTimeout and WriteTimeout bound ordinary requests;
+// report uploads and downloads extend their own deadlines (httpapi), so
+// that large reports still pass.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	writeTimeout      = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
 
 // Serve serves HTTP on ln until ctx is done, then shuts down: it stops
 // accepting, lets in-flight requests finish (bounded by ShutdownTimeout),
@@ -283,14 +319,25 @@ func (s *server) Handler() http.Handler {
 func (s *server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("sot listening", "addr", ln.Addr().String())
+	if s.certs != nil {
+		hs.TLSConfig = s.certs.tlsConfig()
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go s.reloadOnHUP(ctx, hup)
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	s.log.Info("sot listening", "addr", ln.Addr().String(), "tls", s.certs != nil)
 
 	var serveErr error
 	select {
@@ -314,6 +361,22 @@ func (s *server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("sot stopped")
 	return nil
+}
+
+// reloadOnHUP reloads the TLS key pair at each signal until ctx is done.
+func (s *server) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := s.certs.reload(); err != nil {
+				s.log.Error("TLS reload failed; the previous certificate stays in use", "error", err)
+				continue
+			}
+			s.log.Info("TLS certificate reloaded", "cert", s.cfg.TLSCertFile)
+		}
+	}
 }
 
 // Close stops authentication, flushing what it batched, and closes the
@@ -359,9 +422,13 @@ func (s *server) bootstrap(ctx context.Context, stdout io.Writer) error {
 	if err := s.db.CreateToken(ctx, t, sot.HashSecret(secret)); err != nil {
 		return fmt.Errorf("admin token: %w", err)
 	}
-	base := "http://" + s.cfg.Addr
+	scheme := "http://"
+	if s.certs != nil {
+		scheme = "https://"
+	}
+	base := scheme + s.cfg.Addr
 	if host, port, err := net.SplitHostPort(s.cfg.Addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
-		base = "http://127.0.0.1:" + port
+		base = scheme + "127.0.0.1:" + port
 	}
 	pwLine := "admin password: " + pw
 	if !generated {

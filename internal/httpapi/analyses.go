@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/sot-dev/sot"
 )
@@ -36,7 +38,10 @@ func (in *uploadInput) Resolve(ctx huma.Context) []error {
 	// An error only means the writer takes no deadlines: the upload then
 	// runs under the server's own timeouts.
 	_ = ctx.SetReadDeadline(time.Now().Add(reportReadTimeout))
-	in.body = ctx.BodyReader()
+	// The server's WriteTimeout runs from the end of the headers: the
+	// answer to a long upload needs as long.
+	extendWriteDeadline(ctx, reportReadTimeout+time.Minute)
+	in.body = clientBody{ctx.BodyReader()}
 	in.contentLength = -1
 	if v := ctx.Header("Content-Length"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
@@ -133,6 +138,7 @@ func (a *API) registerAnalyses() {
 		}
 		return &huma.StreamResponse{Body: func(hc huma.Context) {
 			defer rc.Close()
+			extendWriteDeadline(hc, reportReadTimeout)
 			hc.SetHeader("Content-Type", "application/octet-stream")
 			hc.SetHeader("Content-Length", strconv.FormatInt(an.Size, 10))
 			if sum, err := hex.DecodeString(an.SHA256); err == nil {
@@ -148,6 +154,30 @@ func (a *API) registerAnalyses() {
 			}
 		}}, nil
 	})
+}
+
+// clientBody is a request body whose read errors (broken chunking, a
+// client gone, a deadline) are the client's: 400, not 500.
+type clientBody struct{ r io.Reader }
+
+func (b clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && sot.ErrorCode(err) == sot.EINTERNAL {
+		var mbe *http.MaxBytesError
+		if !errors.As(err, &mbe) {
+			err = &sot.Error{Code: sot.EINVALID, Message: "cannot read the request body", Err: err}
+		}
+	}
+	return n, err
+}
+
+// extendWriteDeadline gives the response d from now, over the server's
+// WriteTimeout, for the routes that move reports.
+func extendWriteDeadline(ctx huma.Context, d time.Duration) {
+	if _, w := humago.Unwrap(ctx); w != nil {
+		// An error only means the writer takes no deadlines.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+	}
 }
 
 func (a *API) errTooLarge() error {

@@ -8,20 +8,24 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -154,7 +158,11 @@ func New(cfg Config) (*API, error) {
 	// The API speaks only JSON, so such a body is read as JSON (as GitHub's
 	// API does) rather than refused.
 	hc.Formats = maps.Clone(hc.Formats) // DefaultConfig shares one map between APIs
-	hc.Formats["application/x-www-form-urlencoded"] = hc.Formats["application/json"]
+	jsonFormat := hc.Formats["application/json"]
+	jsonFormat.Unmarshal = refuseNUL(jsonFormat.Unmarshal)
+	hc.Formats["application/json"] = jsonFormat
+	hc.Formats["json"] = jsonFormat
+	hc.Formats["application/x-www-form-urlencoded"] = jsonFormat
 	hc.Info.Description = "Scoped organization tokens: API tokens that belong to an organization, for CI pipelines."
 	// Schemas are named for the wire shapes: tokenJSON is "Token".
 	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", func(t reflect.Type, hint string) string {
@@ -249,7 +257,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 	ri.ResponseWriter = w
 	w.Header().Set("X-Request-Id", id)
-	a.mux.ServeHTTP(&ri.statusWriter, r)
+	if err := checkURL(r.URL); err != nil {
+		writeError(ri, &ri.statusWriter, err)
+	} else {
+		a.mux.ServeHTTP(&ri.statusWriter, r)
+	}
 	status := ri.status
 	if status == 0 {
 		status = http.StatusOK
@@ -262,6 +274,56 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.metrics.observe(route, status, elapsed)
 	a.logRequest(r, ri, route, status, elapsed)
 }
+
+// refuseNUL wraps a JSON decoder to refuse a body with a NUL character
+// (\u0000) anywhere: no field of the API may hold one, and PostgreSQL
+// refuses them in text (a 5xx). A raw NUL byte is already invalid JSON.
+func refuseNUL(unmarshal func([]byte, any) error) func([]byte, any) error {
+	return func(data []byte, v any) error {
+		if bytes.Contains(data, escapedNUL) {
+			return errNUL
+		}
+		return unmarshal(data, v)
+	}
+}
+
+var (
+	escapedNUL = []byte(`\u0000`)
+	errNUL     = errors.New("a string holds a NUL character (\\u0000)")
+)
+
+// checkURL refuses a path or query that is not valid UTF-8 or not validly
+// encoded, before any handler sees it: PostgreSQL refuses invalid UTF-8
+// (a 5xx), and a query the standard library would silently drop is not
+// what the client meant.
+func checkURL(u *url.URL) error {
+	if !utf8.ValidString(u.Path) || strings.IndexByte(u.Path, 0) >= 0 {
+		return errBadPath
+	}
+	if u.RawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return sot.Invalid("invalid query string", sot.FieldError{Field: "query", Message: err.Error()})
+	}
+	for k, vs := range q {
+		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+			return errBadQuery
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+				return errBadQuery
+			}
+		}
+	}
+	return nil
+}
+
+var (
+	errBadPath  = sot.Invalid("the path is not valid UTF-8 or holds a NUL", sot.FieldError{Field: "path", Message: "not valid UTF-8, or a NUL"})
+	errBadQuery = sot.Invalid("the query string is not valid UTF-8 or holds a NUL", sot.FieldError{Field: "query", Message: "not valid UTF-8, or a NUL"})
+)
 
 func (a *API) requestID(ri *reqInfo) string { return a.idPrefix + strconv.FormatUint(ri.seq, 10) }
 

@@ -113,6 +113,11 @@ func newProblem(code string) *problem {
 // problems with field paths relative to the body, and sot errors returned
 // by handlers are mapped by problemFor.
 func newHumaError(status int, msg string, errs ...error) huma.StatusError {
+	if status == http.StatusInternalServerError && msg == huma500BodyRead {
+		// The body could not be read: broken chunking, a client gone, a
+		// deadline. The client's doing, not the server's.
+		status, msg = http.StatusBadRequest, "cannot read the request body"
+	}
 	if (status == 0 || status == http.StatusInternalServerError) && len(errs) == 1 {
 		// A handler returned a plain error (huma calls it "unexpected" and
 		// asks for a 500), or the API wrote one with status 0: the error
@@ -143,6 +148,10 @@ func newHumaError(status int, msg string, errs ...error) huma.StatusError {
 	}
 	return p
 }
+
+// huma500BodyRead is the message of huma's 500 for a request body that
+// could not be read (huma v2's readBody).
+const huma500BodyRead = "cannot read request body"
 
 // fieldPath turns huma's location ("body.scope.patterns[0]") into the
 // contract's field path ("scope.patterns[0]"); parameters keep their
