@@ -33,13 +33,14 @@ import (
 // which a separate command could only copy.
 type benchCmd struct {
 	Projects    int           `name:"projects" default:"10000" help:"Projects of the seeded organization (1 to 100,000)."`
-	Tokens      int           `name:"tokens" default:"2000" help:"Organization tokens of the seeded organization, the checked one included (1 to 100,000)."`
+	Tokens      int           `name:"tokens" default:"2000" help:"Organization tokens of the seeded organization, the two checked ones included (2 to 100,000)."`
 	Patterns    int           `name:"patterns" default:"50" help:"Patterns in the scope of the checked token (1 to 50)."`
 	DB          string        `name:"db" placeholder:"DSN" help:"A new, empty database to seed and serve (default: SQLite in a temporary directory, removed at the end)."`
 	Connections int           `name:"connections" short:"c" default:"32" help:"Concurrent keep-alive connections (1 to 1,024)."`
 	Duration    time.Duration `name:"duration" short:"d" default:"10s" help:"Load time per target, split into rounds (100ms to 5m)."`
 	Rounds      int           `name:"rounds" default:"5" help:"Rounds: the targets take turns, Duration/Rounds each, so that the machine's drift touches them alike (1 to 50)."`
 	Warmup      time.Duration `name:"warmup" default:"1s" help:"Load per target before measuring (0 to 1m)."`
+	Explicit    bool          `name:"explicit" help:"Add a target: the check of a token whose scope lists every project explicitly."`
 	Wrk         bool          `name:"wrk" help:"Also measure with wrk (from PATH) after the built-in client."`
 	WrkThreads  int           `name:"wrk-threads" default:"2" help:"wrk threads (1 to 64)."`
 }
@@ -87,11 +88,12 @@ func (c *benchCmd) Run(ctx context.Context, std *stdio) error {
 	fmt.Fprintf(std.out, "sot bench: %s, %d CPUs, GOMAXPROCS %d; %s; seeding an organization of %d projects and %d tokens…\n",
 		runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), redactDSN(dsn), c.Projects, c.Tokens)
 	start := time.Now()
-	secret, project, err := c.seed(ctx, srv)
+	seeded, err := c.seed(ctx, srv)
 	if err != nil {
 		ln.Close()
 		return errors.Join(err, srv.Close())
 	}
+	secret, project := seeded.secret, seeded.project
 	fmt.Fprintf(std.out, "seeded in %.1fs; the checked token has %d patterns and checks project %s\n", time.Since(start).Seconds(), c.Patterns, project)
 
 	sctx, stop := context.WithCancel(ctx)
@@ -115,6 +117,9 @@ func (c *benchCmd) Run(ctx context.Context, std *stdio) error {
 		newBenchTarget("healthz", ln.Addr().String(), "/healthz"+query, secret, http.StatusOK),
 		newBenchTarget("check", ln.Addr().String(), "/api/v1/check"+query, secret, http.StatusNoContent),
 		newBenchTarget("bare", bareAddr, "/"+query, secret, http.StatusNoContent),
+	}
+	if c.Explicit {
+		targets = append(targets, newBenchTarget("explicit", ln.Addr().String(), "/api/v1/check"+query, seeded.explicitSecret, http.StatusNoContent))
 	}
 	for _, t := range targets {
 		if _, err := t.load(ctx, 1, 0); err != nil {
@@ -174,7 +179,7 @@ func (c *benchCmd) validate() error {
 		v, lo, hi int64
 	}{
 		{"--projects", int64(c.Projects), 1, sot.MaxScopeProjects},
-		{"--tokens", int64(c.Tokens), 1, 100_000},
+		{"--tokens", int64(c.Tokens), 2, 100_000},
 		{"--patterns", int64(c.Patterns), 1, sot.MaxScopePatterns},
 		{"--connections", int64(c.Connections), 1, 1024},
 		{"--duration", int64(c.Duration), int64(100 * time.Millisecond), int64(5 * time.Minute)},
@@ -193,30 +198,30 @@ func (c *benchCmd) validate() error {
 }
 
 // seed creates organization acme with its projects and tokens through the
-// store, and returns the secret of the checked token and the project it
-// checks. Project keys are team-TT-svc-NNNNN over 50 teams; the checked
+// store. Project keys are team-TT-svc-NNNNN over 50 teams; the checked
 // token's patterns each cover a team, and it checks a project of the last
 // team it covers.
-func (c *benchCmd) seed(ctx context.Context, srv *server) (secret, project string, err error) {
+func (c *benchCmd) seed(ctx context.Context, srv *server) (*benchSeed, error) {
 	db := srv.db
 	admin, err := db.FindUserByLogin(ctx, "admin")
 	if err != nil {
-		return "", "", fmt.Errorf("bench: find the admin: %w", err)
+		return nil, fmt.Errorf("bench: find the admin: %w", err)
 	}
 	org := &sot.Org{Key: "acme", Name: "Acme", Plan: sot.PlanTeam}
 	if err := db.CreateOrg(ctx, org, admin.ID); err != nil {
-		return "", "", fmt.Errorf("bench: create organization (is --db a new, empty database?): %w", err)
+		return nil, fmt.Errorf("bench: create organization (is --db a new, empty database?): %w", err)
 	}
+	out := &benchSeed{}
 	keys := make([]string, c.Projects)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("team-%02d-svc-%05d", i%50, i)
 		if err := db.CreateProject(ctx, &sot.Project{Org: "acme", Key: keys[i], Name: keys[i]}); err != nil {
-			return "", "", fmt.Errorf("bench: create project: %w", err)
+			return nil, fmt.Errorf("bench: create project: %w", err)
 		}
 	}
 	for i := len(keys) - 1; i >= 0; i-- {
 		if i%50 < c.Patterns {
-			project = keys[i]
+			out.project = keys[i]
 			break
 		}
 	}
@@ -234,11 +239,14 @@ func (c *benchCmd) seed(ctx context.Context, srv *server) (secret, project strin
 	for i := range patterns {
 		patterns[i] = fmt.Sprintf("team-%02d-svc-[0-9]+", i)
 	}
-	if secret, err = create("checked", sot.Scope{Patterns: patterns}); err != nil {
-		return "", "", fmt.Errorf("bench: create the checked token: %w", err)
+	if out.secret, err = create("checked", sot.Scope{Patterns: patterns}); err != nil {
+		return nil, fmt.Errorf("bench: create the checked token: %w", err)
+	}
+	if out.explicitSecret, err = create("explicit", sot.Scope{Projects: keys}); err != nil {
+		return nil, fmt.Errorf("bench: create the explicit token: %w", err)
 	}
 	// The other tokens mix the three scope modes.
-	for i := 1; i < c.Tokens; i++ {
+	for i := 2; i < c.Tokens; i++ {
 		scope := sot.Scope{AllProjects: true}
 		switch i % 3 {
 		case 1:
@@ -247,10 +255,18 @@ func (c *benchCmd) seed(ctx context.Context, srv *server) (secret, project strin
 			scope = sot.Scope{Patterns: []string{fmt.Sprintf("team-%02d-.*", i%50), "svc-.*"}}
 		}
 		if _, err := create(fmt.Sprintf("ci-%d", i), scope); err != nil {
-			return "", "", fmt.Errorf("bench: create token: %w", err)
+			return nil, fmt.Errorf("bench: create token: %w", err)
 		}
 	}
-	return secret, project, nil
+	return out, nil
+}
+
+// benchSeed is what seed created: the secrets of the checked tokens and
+// the project they check.
+type benchSeed struct {
+	secret         string // scoped by --patterns patterns
+	explicitSecret string // scoped by every project, listed
+	project        string
 }
 
 // startBare starts the reference: a net/http server, configured as sot's,
@@ -521,13 +537,13 @@ func (h *latencyHistogram) quantile(q float64) time.Duration {
 }
 
 func printBenchTable(w io.Writer, targets []*benchTarget, results []*benchResult) {
-	fmt.Fprintf(w, "%-8s %10s %10s %10s %10s\n", "target", "requests", "req/s", "p50", "p99")
+	fmt.Fprintf(w, "%-9s %10s %10s %10s %10s\n", "target", "requests", "req/s", "p50", "p99")
 	rates := map[string]float64{}
 	for i, t := range targets {
 		r := results[i]
 		p50, p99 := r.quantiles()
 		rates[t.name] = r.rate()
-		fmt.Fprintf(w, "%-8s %10d %10.0f %10s %10s\n", t.name, r.requests, r.rate(), fmtLatency(p50), fmtLatency(p99))
+		fmt.Fprintf(w, "%-9s %10d %10.0f %10s %10s\n", t.name, r.requests, r.rate(), fmtLatency(p50), fmtLatency(p99))
 	}
 	ratio := func(a, b string) string {
 		if rates[b] == 0 {
@@ -535,7 +551,11 @@ func printBenchTable(w io.Writer, targets []*benchTarget, results []*benchResult
 		}
 		return fmt.Sprintf("%.2f", rates[a]/rates[b])
 	}
-	fmt.Fprintf(w, "ratios: check/healthz %s, check/bare %s\n", ratio("check", "healthz"), ratio("check", "bare"))
+	fmt.Fprintf(w, "ratios: check/healthz %s, check/bare %s", ratio("check", "healthz"), ratio("check", "bare"))
+	if _, ok := rates["explicit"]; ok {
+		fmt.Fprintf(w, ", explicit/check %s", ratio("explicit", "check"))
+	}
+	fmt.Fprintln(w)
 }
 
 func fmtLatency(d time.Duration) string {

@@ -20,7 +20,7 @@ import (
 func TestBenchCommand(t *testing.T) {
 	var out, errOut bytes.Buffer
 	args := []string{"bench", "--projects", "60", "--tokens", "4", "--patterns", "10", "--connections", "4",
-		"--duration", "300ms", "--rounds", "3", "--warmup", "0s"}
+		"--duration", "400ms", "--rounds", "2", "--warmup", "0s", "--explicit"}
 	if code := run(args, &stdio{in: strings.NewReader(""), out: &out, err: &errOut}); code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &out, &errOut)
 	}
@@ -30,7 +30,7 @@ func TestBenchCommand(t *testing.T) {
 			rows[f[0]] = f
 		}
 	}
-	for _, target := range []string{"healthz", "check", "bare"} {
+	for _, target := range []string{"healthz", "check", "bare", "explicit"} {
 		f, ok := rows[target]
 		if !ok {
 			t.Fatalf("no row for %s in:\n%s", target, &out)
@@ -39,7 +39,7 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("%s: %s requests", target, f[1])
 		}
 	}
-	for _, want := range []string{"checks project team-09-svc-00059", "ratios: check/healthz ", "storage writes during the load: ", "RSS of this process"} {
+	for _, want := range []string{"checks project team-09-svc-00059", "ratios: check/healthz ", ", explicit/check ", "storage writes during the load: ", "RSS of this process"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, &out)
 		}
@@ -56,6 +56,7 @@ func TestBenchRefusesOutOfBounds(t *testing.T) {
 		{"endless", []string{"--duration", "1h"}, "--duration: out of range"},
 		{"too many patterns", []string{"--patterns", "51"}, "--patterns: out of range"},
 		{"too many projects", []string{"--projects", "100001"}, "--projects: out of range"},
+		{"one token", []string{"--tokens", "1"}, "--tokens: out of range"},
 		{"rounds too short", []string{"--duration", "100ms", "--rounds", "50"}, "--rounds: at most one round per 10ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,10 +174,11 @@ func TestCheckWritesNothing(t *testing.T) {
 		}
 	})
 	b := &benchCmd{Projects: 60, Tokens: 3, Patterns: 10}
-	secret, project, err := b.seed(ctx, srv)
+	seeded, err := b.seed(ctx, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
+	secret, project := seeded.secret, seeded.project
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
