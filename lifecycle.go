@@ -289,3 +289,25 @@ const (
 	ActionWebhookUpdated = "webhook.updated"
 	ActionWebhookDeleted = "webhook.deleted"
 )
+
+// OrgReceives reports whether a webhook of org receives event: a
+// scheduled rotation needs one for token.rotated, the only place its new
+// secret goes.
+func OrgReceives(ctx context.Context, svc WebhookService, org, event string) (bool, error) {
+	page := Page{Size: 1000}
+	for {
+		ws, next, err := svc.ListWebhooks(ctx, org, page)
+		if err != nil {
+			return false, err
+		}
+		for _, w := range ws {
+			if slices.Contains(w.Events, event) {
+				return true, nil
+			}
+		}
+		if next == "" {
+			return false, nil
+		}
+		page.Token = next
+	}
+}

@@ -691,3 +691,42 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("%s did not happen within 5 s", what)
 }
+
+// A schedule needs a webhook for token.rotated, the only place its new
+// secret goes: without one, setting a schedule is 400, and a due rotation
+// is held back (not performed) until one exists again.
+func TestAPIScheduledRotationNeedsWebhook(t *testing.T) {
+	clock := &testClock{}
+	forEachDB(t, serverOpts{Clock: clock}, func(t *testing.T, s *testServer) {
+		s.createOrg(t, "acme", "team")
+		s.createProjects(t, "acme", "web")
+		a := s.admin(t)
+		body := map[string]any{"name": "x", "scope": map[string]any{"all_projects": true}, "permissions": []string{"scan"},
+			"expires_in": "90d", "rotation": map[string]any{"every": "30d"}}
+		p := a.do("POST", "/api/v1/orgs/acme/tokens", body).want(t, http.StatusBadRequest).problem(t)
+		if !strings.Contains(p.Detail, "token.rotated") {
+			t.Fatalf("detail %q does not explain the missing webhook", p.Detail)
+		}
+		rc := newReceiver(t, "receiver-secret-0123456789", 0)
+		hook := s.createWebhook(t, "acme", rc, "token.rotated")
+		tok := s.createOrgToken(t, "acme", body)
+		a.do("PATCH", fmt.Sprintf("/api/v1/orgs/acme/webhooks/%d", hook), map[string]any{"events": []string{"token.revoked"}}).want(t, http.StatusOK)
+		a.do("PATCH", fmt.Sprintf("/api/v1/orgs/acme/tokens/%d", tok.Token.ID), map[string]any{"rotation": map[string]any{"every": "7d"}}).
+			want(t, http.StatusBadRequest)
+
+		clock.Advance(31 * 24 * time.Hour)
+		s.sweep(t)
+		var got rotatedBody
+		a.do("GET", fmt.Sprintf("/api/v1/orgs/acme/tokens/%d", tok.Token.ID), nil).want(t, http.StatusOK).decode(t, &got)
+		if got.RotatedAt != nil {
+			t.Fatal("rotated with no webhook to send the new secret to")
+		}
+		s.as(t, tok.Secret).do("GET", "/api/v1/check?org=acme&project=web", nil).want(t, http.StatusNoContent)
+
+		a.do("PATCH", fmt.Sprintf("/api/v1/orgs/acme/webhooks/%d", hook), map[string]any{"events": []string{"token.rotated"}}).want(t, http.StatusOK)
+		s.sweep(t)
+		if n := rc.count("token.rotated"); n != 1 {
+			t.Fatalf("%d token.rotated deliveries once a webhook exists, want 1", n)
+		}
+	})
+}

@@ -103,6 +103,10 @@ func TestCLICreateWithRotation(t *testing.T) {
 	s := startServer(t, serverOpts{})
 	s.createOrg(t, "acme", "team")
 	base := []string{"-o", "json", "token", "create", "acme", "--name", "deploy", "--all-projects", "--permission", "scan", "--expires", "90d"}
+	if _, stderr, code := cliRun(t, s, s.AdminToken, append(base, "--rotate-every", "30d")...); code != exitError || !strings.Contains(stderr, "token.rotated") {
+		t.Fatalf("a schedule with no token.rotated webhook: exit %d, stderr %s", code, stderr)
+	}
+	s.createWebhook(t, "acme", newReceiver(t, "receiver-secret-0123456789", 0), "token.rotated")
 	stdout, stderr, code := cliRun(t, s, s.AdminToken, append(base, "--rotate-every", "30d", "--rotation-grace", "24h")...)
 	var nt client.NewToken
 	if code != exitOK || json.Unmarshal([]byte(stdout), &nt) != nil || nt.Token.Rotation == nil || nt.Token.Rotation.Every != "30d" || nt.Token.NextRotationAt == nil {

@@ -27,7 +27,10 @@ func toRotation(r *sot.TokenRotation) *rotationJSON {
 	return out
 }
 
-// rotation parses a schedule under the organization's policy; nil for none.
+// rotation parses a schedule under the organization's policy; nil for
+// none. A schedule needs a webhook that receives token.rotated: that
+// delivery is the only place the new secret goes, so without one the
+// first scheduled rotation would lock the pipeline out.
 func (a *API) rotation(ctx context.Context, org string, r *rotationJSON) (*sot.TokenRotation, error) {
 	if r == nil || r.Every == "" {
 		return nil, nil
@@ -36,7 +39,19 @@ func (a *API) rotation(ctx context.Context, org string, r *rotationJSON) (*sot.T
 	if err != nil {
 		return nil, err
 	}
-	return sot.ParseRotation("rotation", r.Every, r.GracePeriod, o.TokenPolicy)
+	rot, err := sot.ParseRotation("rotation", r.Every, r.GracePeriod, o.TokenPolicy)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := sot.OrgReceives(ctx, a.cfg.Webhooks, org, sot.EventTokenRotated)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		msg := "a rotation schedule sends each new secret only in a token.rotated webhook delivery: create a webhook for token.rotated first"
+		return nil, sot.Invalid(msg, sot.FieldError{Field: "rotation", Message: msg})
+	}
+	return rot, nil
 }
 
 type rotateBody struct {

@@ -102,10 +102,8 @@ func (a *API) registerTokens() {
 			if err != nil {
 				return nil, err
 			}
-			if b.Rotation != nil && b.Rotation.Every != "" {
-				if t.Rotation, err = sot.ParseRotation("rotation", b.Rotation.Every, b.Rotation.GracePeriod, org.TokenPolicy); err != nil {
-					return nil, err
-				}
+			if t.Rotation, err = a.rotation(ctx, in.Org, b.Rotation); err != nil {
+				return nil, err
 			}
 			if err := a.cfg.Tokens.CreateToken(ctx, t, sot.HashSecret(secret)); err != nil {
 				return nil, err

@@ -67,6 +67,11 @@ type Runner struct {
 	now   func() time.Time
 	log   *slog.Logger
 	owner string // this replica's name in delivery leases
+
+	// skipped remembers when a skipped rotation was last logged, by
+	// token, so that a misconfiguration is reported daily, not per sweep.
+	mu      sync.Mutex
+	skipped map[int64]time.Time
 }
 
 // New returns a Runner.
@@ -90,7 +95,7 @@ func New(cfg Config) *Runner {
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	return &Runner{cfg: cfg, now: cfg.Now, log: cfg.Logger, owner: hex.EncodeToString(b[:])}
+	return &Runner{cfg: cfg, now: cfg.Now, log: cfg.Logger, owner: hex.EncodeToString(b[:]), skipped: map[int64]time.Time{}}
 }
 
 // Run sweeps at once (work that fell due while no replica ran is done
@@ -138,7 +143,21 @@ func (r *Runner) rotate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("due rotations: %w", err)
 	}
+	receivers := map[string]bool{} // by organization: has a token.rotated webhook
 	for _, t := range due {
+		ok, seen := receivers[t.Org]
+		if !seen {
+			if ok, err = sot.OrgReceives(ctx, r.cfg.Webhooks, t.Org, sot.EventTokenRotated); err != nil {
+				return fmt.Errorf("webhooks of %s: %w", t.Org, err)
+			}
+			receivers[t.Org] = ok
+		}
+		if !ok {
+			// The delivery is the only place the new secret goes: rotating
+			// now would lock the pipeline out when the grace period ends.
+			r.skip(t, now)
+			continue
+		}
 		secret := sot.NewSecret(t.Kind)
 		owner := sot.TokenOwner{Org: t.Org}
 		if t.Kind == sot.TokenKindPersonal {
@@ -158,6 +177,21 @@ func (r *Runner) rotate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// skip logs, at most daily per token, a scheduled rotation held back for
+// want of a token.rotated webhook.
+func (r *Runner) skip(t *sot.Token, now time.Time) {
+	r.mu.Lock()
+	last, logged := r.skipped[t.ID]
+	if logged && now.Sub(last) < 24*time.Hour {
+		r.mu.Unlock()
+		return
+	}
+	r.skipped[t.ID] = now
+	r.mu.Unlock()
+	r.log.Warn("scheduled rotation held back: no webhook of the organization receives token.rotated, so the new secret would be lost",
+		"token_id", t.ID, "org", t.Org)
 }
 
 // deliver sends the due deliveries this replica can claim, a batch at a
