@@ -29,6 +29,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sot-dev/sot"
 )
@@ -144,6 +145,11 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.AuthFailureLimit > 0 {
 		a.limiter = newFailureLimiter(cfg.AuthFailureLimit)
+		l := a.limiter
+		a.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sot_auth_failure_clients",
+			Help: "Client addresses with failed authentications in the current window (each is refused with 429 once over --auth-failure-limit).",
+		}, func() float64 { return float64(l.n.Load()) }))
 	}
 	if cfg.CheckPathTemplate != "" {
 		t, err := ParsePathTemplate(cfg.CheckPathTemplate)
