@@ -875,6 +875,7 @@ func TestUIForms(t *testing.T) {
 			{"remove the last admin", "/orgs/" + uiOrg + "/members/" + uiAdmin + "/remove", url.Values{}, http.StatusBadRequest},
 			{"policy out of range", "/orgs/" + uiOrg + "/settings", url.Values{"max_lifetime_days": {"0"}}, http.StatusBadRequest},
 			{"policy not a number", "/orgs/" + uiOrg + "/settings", url.Values{"max_lifetime_days": {"lots"}}, http.StatusBadRequest},
+			{"idle warning out of range", "/orgs/" + uiOrg + "/settings", url.Values{"max_lifetime_days": {"30"}, "idle_warning_days": {"-3"}}, http.StatusBadRequest},
 			{"token without scope", "/orgs/" + uiOrg + "/tokens", url.Values{"name": {"x"}, "permission": {"scan"}, "expiry": {"30d"}}, http.StatusBadRequest},
 			{"token beyond policy", "/orgs/" + uiOrg + "/tokens", url.Values{"name": {"x"}, "scope_mode": {"all"}, "permission": {"scan"}, "expiry": {"never"}}, http.StatusBadRequest},
 			{"token with unknown permission", "/orgs/" + uiOrg + "/tokens", url.Values{"name": {"x"}, "scope_mode": {"all"}, "permission": {"org_admin"}, "expiry": {"30d"}}, http.StatusBadRequest},
@@ -1124,6 +1125,37 @@ func TestUIForms(t *testing.T) {
 		}
 		if st := post(tokenURL, url.Values{"name": {"renamed"}, "permission": {"scan"}}); st != http.StatusBadRequest {
 			t.Fatalf("editing a revoked token: status %d, want 400", st)
+		}
+	})
+
+	t.Run("policy settings", func(t *testing.T) {
+		resp, err := c.PostForm(env.url+"/orgs/"+uiOrg+"/settings", url.Values{"csrf": {csrf},
+			"max_lifetime_days": {"60"}, "allow_non_expiring": {"on"}, "idle_warning_days": {"14"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save policy: status %d", resp.StatusCode)
+		}
+		org, err := env.db.FindOrg(context.Background(), uiOrg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (sot.TokenPolicy{MaxLifetimeDays: 60, AllowNonExpiring: true, IdleWarningDays: 14}); org.TokenPolicy != want {
+			t.Fatalf("policy %+v, want %+v", org.TokenPolicy, want)
+		}
+		_, page := get(t, c, env.url+"/orgs/"+uiOrg+"/tokens/new")
+		for _, disabled := range []string{"90d", "1y"} {
+			if !regexp.MustCompile(`id="expiry-` + disabled + `"[^>]* disabled`).MatchString(page) {
+				t.Errorf("%s is not disabled under a 60-day policy", disabled)
+			}
+		}
+		if regexp.MustCompile(`id="expiry-never"[^>]* disabled`).MatchString(page) {
+			t.Error("no expiry is disabled although the policy allows it")
+		}
+		if !regexp.MustCompile(`id="expiry-30d"[^>]* checked`).MatchString(page) {
+			t.Error("30 days is not the default under a 60-day policy")
 		}
 	})
 }

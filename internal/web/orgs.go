@@ -87,6 +87,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *request) error {
 type settingsData struct {
 	MaxLifetimeDays  string
 	AllowNonExpiring bool
+	IdleWarningDays  string
 	Fields           map[string]string
 }
 
@@ -94,6 +95,7 @@ func (h *Handler) settings(w http.ResponseWriter, r *request) error {
 	p := r.org.TokenPolicy
 	h.render(w, r, http.StatusOK, "settings", &view{Title: "Settings", Nav: "settings", Data: settingsData{
 		MaxLifetimeDays: strconv.Itoa(p.MaxLifetimeDays), AllowNonExpiring: p.AllowNonExpiring,
+		IdleWarningDays: strconv.Itoa(p.IdleWarningDays),
 	}})
 	return nil
 }
@@ -103,14 +105,24 @@ func (h *Handler) saveSettings(w http.ResponseWriter, r *request) error {
 		MaxLifetimeDays:  strings.TrimSpace(r.PostFormValue("max_lifetime_days")),
 		AllowNonExpiring: r.PostFormValue("allow_non_expiring") == "on",
 	}
-	policy := r.org.TokenPolicy
-	policy.AllowNonExpiring = d.AllowNonExpiring
-	days, err := strconv.Atoi(d.MaxLifetimeDays)
-	if err != nil {
-		days = -1 // reported by Validate with the allowed range
+	d.IdleWarningDays = strings.TrimSpace(r.PostFormValue("idle_warning_days"))
+	// A number that does not parse becomes -1, which Validate reports
+	// with the allowed range.
+	number := func(s string) int {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return -1
+		}
+		return n
 	}
-	policy.MaxLifetimeDays = days
-	err = policy.Validate()
+	policy := r.org.TokenPolicy
+	policy.MaxLifetimeDays = number(d.MaxLifetimeDays)
+	policy.AllowNonExpiring = d.AllowNonExpiring
+	policy.IdleWarningDays = 0
+	if d.IdleWarningDays != "" {
+		policy.IdleWarningDays = number(d.IdleWarningDays)
+	}
+	err := policy.Validate()
 	if err == nil {
 		_, err = h.cfg.Orgs.UpdateOrg(r.ctx(), r.org.Key, sot.OrgUpdate{TokenPolicy: &policy})
 	}
