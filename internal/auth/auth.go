@@ -52,6 +52,12 @@ type Service struct {
 	// not put the stale principal it read into the cache.
 	gen atomic.Uint64
 
+	// loads are the loads in flight. Concurrent first uses of one secret
+	// (every connection of a busy client when its entry expires) share one
+	// load instead of each reading a scope of up to 100,000 keys.
+	loadsMu sync.Mutex
+	loads   map[loadKey]*loadCall
+
 	usesMu sync.Mutex
 	uses   map[int64]use
 
@@ -66,6 +72,20 @@ type Service struct {
 type use struct {
 	at time.Time
 	ip netip.Addr
+}
+
+// loadKey names a load by secret and invalidation generation: a caller
+// that arrives after a change never joins a load that started before it.
+type loadKey struct {
+	hash sot.SecretHash
+	gen  uint64
+}
+
+// loadCall is a load in flight; done is closed when e and err are set.
+type loadCall struct {
+	done chan struct{}
+	e    *entry
+	err  error
 }
 
 type entry struct {
@@ -104,7 +124,8 @@ func New(cfg Config) *Service {
 			Weigher:          func(_ sot.SecretHash, e *entry) uint32 { return 1 + uint32(e.p.Token.ProjectCount/64) },
 			ExpiryCalculator: otter.ExpiryWriting[sot.SecretHash, *entry](cfg.CacheTTL),
 		}),
-		uses: make(map[int64]use),
+		uses:  make(map[int64]use),
+		loads: make(map[loadKey]*loadCall),
 		failures: otter.Must(&otter.Options[string, struct{}]{
 			MaximumSize:      10_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, struct{}](time.Minute),
@@ -131,7 +152,7 @@ func (s *Service) AuthenticateSecret(ctx context.Context, secret string, ip neti
 	e, ok := s.cache.GetIfPresent(hash)
 	if !ok {
 		var err error
-		if e, err = s.load(ctx, hash); err != nil {
+		if e, err = s.loadShared(ctx, hash); err != nil {
 			if sot.ErrorCode(err) == sot.EUNAUTHENTICATED {
 				s.fail(ctx, "unknown", nil, ip, err)
 			}
@@ -166,9 +187,43 @@ func (s *Service) AuthenticateSecret(ctx context.Context, secret string, ip neti
 	return p, nil
 }
 
-// load builds the principal of hash from storage and caches it.
-func (s *Service) load(ctx context.Context, hash sot.SecretHash) (*entry, error) {
-	gen := s.gen.Load()
+// loadShared loads the principal of hash, or waits for the load of it
+// already in flight in the current generation.
+func (s *Service) loadShared(ctx context.Context, hash sot.SecretHash) (*entry, error) {
+	k := loadKey{hash: hash, gen: s.gen.Load()}
+	s.loadsMu.Lock()
+	c, ok := s.loads[k]
+	if !ok {
+		c = &loadCall{done: make(chan struct{})}
+		s.loads[k] = c
+	}
+	s.loadsMu.Unlock()
+	if ok {
+		select {
+		case <-c.done:
+			return c.e, c.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("auth: wait for the load of a token: %w", ctx.Err())
+		}
+	}
+	c.err = errLoadAborted // what waiters see if load panics
+	defer func() {
+		s.loadsMu.Lock()
+		delete(s.loads, k)
+		s.loadsMu.Unlock()
+		close(c.done)
+	}()
+	// The load serves every waiter: the caller that started it going away
+	// must not fail the others.
+	c.e, c.err = s.load(context.WithoutCancel(ctx), hash, k.gen)
+	return c.e, c.err
+}
+
+var errLoadAborted = errors.New("auth: the shared load of a token failed")
+
+// load builds the principal of hash from storage and caches it, unless
+// the generation moved from gen while it read.
+func (s *Service) load(ctx context.Context, hash sot.SecretHash, gen uint64) (*entry, error) {
 	t, err := s.cfg.Tokens.TokenBySecretHash(ctx, hash)
 	if err != nil {
 		if errors.Is(err, sot.ErrNotFound) {

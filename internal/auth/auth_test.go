@@ -20,10 +20,15 @@ import (
 type countingTokens struct {
 	*store.DB
 	lookups atomic.Int64
+	// gate, when set, holds every lookup until it is closed.
+	gate chan struct{}
 }
 
 func (c *countingTokens) TokenBySecretHash(ctx context.Context, h sot.SecretHash) (*sot.Token, error) {
 	c.lookups.Add(1)
+	if c.gate != nil {
+		<-c.gate
+	}
 	return c.DB.TokenBySecretHash(ctx, h)
 }
 
@@ -148,6 +153,39 @@ func TestCacheHitAvoidsStorage(t *testing.T) {
 	}
 	if n := f.tokens.lookups.Load(); n != 1 {
 		t.Fatalf("%d storage lookups for 100 uses, want 1", n)
+	}
+}
+
+// Concurrent first uses of one secret share one load: a busy client's
+// connections do not each read the token (and a scope of up to 100,000
+// keys) when its entry expires.
+func TestConcurrentMissesShareOneLoad(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.orgToken(t, sot.Scope{Projects: []string{"web", "api"}}, sot.TokenRequest{})
+	f.tokens.gate = make(chan struct{})
+	const n = 16
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			p, err := f.auth.AuthenticateSecret(t.Context(), secret, clientIP)
+			if err == nil {
+				err = p.Authorize(sot.PermissionScan, "acme", "web")
+			}
+			errs <- err
+		}()
+	}
+	eventually(t, "the first lookup", func() bool { return f.tokens.lookups.Load() == 1 })
+	// Give the other callers time to arrive: without sharing, each would
+	// now be held in a lookup of its own.
+	time.Sleep(100 * time.Millisecond)
+	close(f.tokens.gate)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.tokens.lookups.Load(); got != 1 {
+		t.Fatalf("%d storage lookups for %d concurrent first uses, want 1", got, n)
 	}
 }
 
