@@ -41,7 +41,7 @@ func (in *uploadInput) Resolve(ctx huma.Context) []error {
 	// The server's WriteTimeout runs from the end of the headers: the
 	// answer to a long upload needs as long.
 	extendWriteDeadline(ctx, reportReadTimeout+time.Minute)
-	in.body = clientBody{ctx.BodyReader()}
+	in.body = &clientBody{r: ctx.BodyReader()}
 	in.contentLength = -1
 	if v := ctx.Header("Content-Length"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
@@ -156,12 +156,23 @@ func (a *API) registerAnalyses() {
 	})
 }
 
-// clientBody is a request body whose read errors (broken chunking, a
-// client gone, a deadline) are the client's: 400, not 500.
-type clientBody struct{ r io.Reader }
+// clientBody is a report body whose read errors (broken chunking, a
+// client gone, a deadline) are the client's: 400, not 500. An empty
+// report is refused too: no scanner sends one, and storage has no row for
+// it.
+type clientBody struct {
+	r io.Reader
+	n int64
+}
 
-func (b clientBody) Read(p []byte) (int, error) {
+var errEmptyReport = sot.Invalid("the report is empty")
+
+func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err == io.EOF && b.n == 0 {
+		return n, errEmptyReport
+	}
 	if err != nil && err != io.EOF && sot.ErrorCode(err) == sot.EINTERNAL {
 		var mbe *http.MaxBytesError
 		if !errors.As(err, &mbe) {
