@@ -62,17 +62,32 @@ const apiCSP = "default-src 'none'; frame-ancestors 'none'"
 // and none is worth a stale copy.
 func securityHeaders(next http.Handler, tls bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The values are shared, read-only slices: Header.Set would
+		// allocate one per header per request, five on every token check.
+		// Keys are in canonical form.
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
+		h["X-Content-Type-Options"] = nosniffHeader
+		h["X-Frame-Options"] = denyHeader
+		h["Referrer-Policy"] = noReferrerHeader
 		if tls {
-			h.Set("Strict-Transport-Security", hstsValue)
+			h["Strict-Transport-Security"] = hstsHeader
 		}
 		if httpapi.Owns(r.URL.Path) {
-			h.Set("Content-Security-Policy", apiCSP)
-			h.Set("Cache-Control", "no-store")
+			h["Content-Security-Policy"] = apiCSPHeader
+			h["Cache-Control"] = noStoreHeader
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// Header values of securityHeaders. Nothing may modify them: a handler
+// that changes one of these headers replaces the slice (Header.Set) or
+// appends to it (Header.Add), which copies, since each has no spare capacity.
+var (
+	nosniffHeader    = []string{"nosniff"}
+	denyHeader       = []string{"DENY"}
+	noReferrerHeader = []string{"no-referrer"}
+	hstsHeader       = []string{hstsValue}
+	apiCSPHeader     = []string{apiCSP}
+	noStoreHeader    = []string{"no-store"}
+)
