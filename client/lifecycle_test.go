@@ -83,10 +83,19 @@ func TestRotationSchedule(t *testing.T) {
 	admin := fixture(t, s, "web")
 	ctx := context.Background()
 
-	nt, err := admin.CreateToken(ctx, "acme", client.CreateTokenRequest{
+	// A schedule needs somewhere to send each new secret.
+	sched := client.CreateTokenRequest{
 		Name: "scheduled", Scope: client.Scope{AllProjects: true}, Permissions: []string{client.PermissionScan},
 		Expiry: client.Expiry{In: "90d"}, Rotation: &client.Rotation{Every: "30d", GracePeriod: "24h"},
-	})
+	}
+	if _, err := admin.CreateToken(ctx, "acme", sched); !client.IsInvalid(err) {
+		t.Fatalf("a schedule with no token.rotated webhook: %v, want 400", err)
+	}
+	if _, err := admin.CreateWebhook(ctx, "acme", client.CreateWebhookRequest{URL: "http://127.0.0.1:9/hook", Events: []string{"token.rotated"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	nt, err := admin.CreateToken(ctx, "acme", sched)
 	if err != nil {
 		t.Fatal(err)
 	}

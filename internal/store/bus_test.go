@@ -83,8 +83,23 @@ func TestChangeBusRollback(t *testing.T) {
 		mkOrg(t, db, "acme", alice)
 		mkProjects(t, db, "acme", "web")
 		tok := mkToken(t, db, "acme", sot.Scope{AllProjects: true})
+		marker := mkToken(t, db, "acme", sot.Scope{AllProjects: true})
 		ch := subscribe(t, db)
-		_, err := db.UpdateToken(ctx, sot.TokenOwner{Org: "acme"}, tok.ID, sot.TokenUpdate{Scope: &sot.Scope{Projects: []string{"nope"}}})
+		// On PostgreSQL the setup's notifications may still be on their way
+		// through the listener. Notifications arrive in commit order, so
+		// once a later marker change has come through the listener (its
+		// second delivery, after the local one), nothing older is pending.
+		_, err := db.RevokeToken(ctx, sot.TokenOwner{Org: "acme"}, marker.ID, time.Now())
+		must(t, err)
+		want := sot.Change{Kind: sot.ChangeToken, Org: "acme", TokenID: marker.ID}
+		deliveries := 1
+		if db.Dialect() == DialectPostgres {
+			deliveries = 2
+		}
+		for range deliveries {
+			waitChange(t, ch, want)
+		}
+		_, err = db.UpdateToken(ctx, sot.TokenOwner{Org: "acme"}, tok.ID, sot.TokenUpdate{Scope: &sot.Scope{Projects: []string{"nope"}}})
 		wantCode(t, err, sot.EINVALID)
 		time.Sleep(200 * time.Millisecond)
 		for len(ch) > 0 {
