@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -146,43 +147,12 @@ Transfer/sec:      4.90MB
 // counter sees the check's only, batched, write.
 func TestCheckWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Now().Truncate(time.Second)
-	var now atomic.Pointer[time.Time]
-	now.Store(&t0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := newServer(ctx, serveConfig{
-		Addr:              ln.Addr().String(),
-		DB:                "sqlite:" + filepath.Join(t.TempDir(), "sot.db"),
-		AdminPassword:     "admin-password-for-tests",
-		Now:               func() time.Time { return *now.Load() },
-		LifecycleInterval: -1, // no scheduled sweeps: they write by design
-	}, io.Discard)
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, ln) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	b := &benchCmd{Projects: 60, Tokens: 3, Patterns: 10}
-	seeded, err := b.seed(ctx, srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, project := seeded.secret, seeded.project
+	f := startFrozenServer(t)
+	secret, project := f.seeded.secret, f.seeded.project
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	base := "http://" + ln.Addr().String() + "/api/v1/check?org="
+	base := f.url + "/api/v1/check?org="
 	check := func(query string, want int) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", base+query, nil)
@@ -200,7 +170,7 @@ func TestCheckWritesNothing(t *testing.T) {
 	check("acme&project="+project, http.StatusNoContent)
 	// The first use is pending; write it now, so that only the checks below
 	// could add writes.
-	if err := srv.auth.Flush(ctx); err != nil {
+	if err := f.srv.auth.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rows := []struct {
@@ -212,24 +182,112 @@ func TestCheckWritesNothing(t *testing.T) {
 		{"acme&project=" + project + "&permission=browse", http.StatusForbidden}, // missing permission
 		{"other&project=web", http.StatusForbidden},                              // another organization
 	}
-	before := srv.db.Writes()
+	before := f.srv.db.Writes()
 	for i := range 2000 {
 		r := rows[i%len(rows)]
 		check(r.query, r.want)
 	}
-	if err := srv.auth.Flush(ctx); err != nil {
+	if err := f.srv.auth.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := srv.db.Writes() - before; n != 0 {
+	if n := f.srv.db.Writes() - before; n != 0 {
 		t.Fatalf("2,000 checks made %d storage writes, want 0", n)
 	}
-	t1 := t0.Add(time.Second)
-	now.Store(&t1)
+	f.advance(time.Second)
 	check("acme&project="+project, http.StatusNoContent)
-	if err := srv.auth.Flush(ctx); err != nil {
+	if err := f.srv.auth.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := srv.db.Writes() - before; n != 1 {
+	if n := f.srv.db.Writes() - before; n != 1 {
 		t.Fatalf("a check a second later then a flush made %d writes, want 1 (the batched last-used time)", n)
+	}
+}
+
+// frozenServer is a server with the wiring of "sot serve", a clock that
+// moves only when told, no lifecycle sweeps (they write by design) and the
+// organization of sot bench.
+type frozenServer struct {
+	srv    *server
+	url    string
+	seeded *benchSeed
+	now    atomic.Pointer[time.Time]
+}
+
+func startFrozenServer(t *testing.T) *frozenServer {
+	t.Helper()
+	ctx := context.Background()
+	f := &frozenServer{}
+	t0 := time.Now().Truncate(time.Second)
+	f.now.Store(&t0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.url = "http://" + ln.Addr().String()
+	f.srv, err = newServer(ctx, serveConfig{
+		Addr:              ln.Addr().String(),
+		DB:                "sqlite:" + filepath.Join(t.TempDir(), "sot.db"),
+		AdminPassword:     "admin-password-for-tests",
+		Now:               func() time.Time { return *f.now.Load() },
+		LifecycleInterval: -1,
+	}, io.Discard)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- f.srv.Serve(sctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	b := &benchCmd{Projects: 60, Tokens: 3, Patterns: 10}
+	if f.seeded, err = b.seed(ctx, f.srv); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// advance moves the server's clock forward by d.
+func (f *frozenServer) advance(d time.Duration) {
+	t := f.now.Load().Add(d)
+	f.now.Store(&t)
+}
+
+// An allowed check allocates nothing in sot's code, from the server's
+// handler down to Authorize, for each kind of scope. (net/http's own
+// allocations per request are the same for any handler.) The header map
+// is cleared between runs, as a fresh response's would be empty.
+func TestCheckDoesNotAllocate(t *testing.T) {
+	f := startFrozenServer(t)
+	h := f.srv.Handler()
+	for _, tc := range []struct {
+		name, secret string
+	}{
+		{"patterns", f.seeded.secret},
+		{"explicit", f.seeded.explicitSecret},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/api/v1/check?org=acme&project="+f.seeded.project, nil)
+			req.Header.Set("Authorization", "Bearer "+tc.secret)
+			w := &discardWriter{h: http.Header{}}
+			serve := func() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+			}
+			serve() // loads the principal
+			if w.status != http.StatusNoContent {
+				t.Fatalf("status %d", w.status)
+			}
+			if err := f.srv.auth.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if n := testing.AllocsPerRun(1000, serve); n != 0 {
+				t.Fatalf("%v allocations per allowed check, want 0", n)
+			}
+		})
 	}
 }
