@@ -2,6 +2,7 @@ package sot
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -169,4 +170,43 @@ func BenchmarkScopeMatch(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestValidKey(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{"web", true},
+		{"a", true},
+		{"9lives", true},
+		{"team-a_web.v2:prod", true},
+		{strings.Repeat("k", 400), true},
+		{strings.Repeat("k", 401), false},
+		{"", false},
+		{"-web", false},
+		{"_web", false},
+		{"we b", false},
+		{"web/api", false},
+		{"wéb", false},
+		{"web\n", false},
+	} {
+		if got := ValidKey(tc.key); got != tc.want {
+			t.Errorf("ValidKey(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}
+
+// keyGrammar is the definition of a key that ValidKey implements by hand.
+var keyGrammar = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,399}$`)
+
+func FuzzValidKey(f *testing.F) {
+	for _, s := range []string{"web", "-x", "a:b.c_d-e", strings.Repeat("z", 400), "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidKey(s), keyGrammar.MatchString(s); got != want {
+			t.Fatalf("ValidKey(%q) = %v, grammar says %v", s, got, want)
+		}
+	})
 }
