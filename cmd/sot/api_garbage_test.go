@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -203,3 +204,38 @@ func TestServerSlowLoris(t *testing.T) {
 
 // chunked encodes s as one chunk and the last chunk.
 func chunked(s string) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(s), s) }
+
+// A client that disconnects in the middle of an upload leaves nothing
+// behind: the request ends (its context and body with the connection) as
+// the client's failure, a 4xx in the log, and no analysis is stored.
+func TestAPIUploadDisconnect(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	s.createOrg(t, "acme", "team")
+	s.createProjects(t, "acme", "web")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /api/v1/orgs/acme/projects/web/analyses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", s.AdminToken, 1<<20)
+	conn.Write(make([]byte, 64<<10))
+	time.Sleep(100 * time.Millisecond)
+	conn.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.Logs.String(), `"route":"POST /api/v1/orgs/{org}/projects/{project}/analyses"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the interrupted upload was not logged within 10 s:\n%s", s.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, line := range strings.Split(s.Logs.String(), "\n") {
+		if strings.Contains(line, `projects/{project}/analyses"`) && !strings.Contains(line, `"status":400`) {
+			t.Errorf("interrupted upload logged as %s, want status 400", line)
+		}
+	}
+	var list listBody[json.RawMessage]
+	s.admin(t).do("GET", "/api/v1/orgs/acme/projects/web/analyses", nil).want(t, http.StatusOK).decode(t, &list)
+	if len(list.Items) != 0 {
+		t.Fatalf("an interrupted upload left %d analyses", len(list.Items))
+	}
+}
