@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +239,71 @@ func TestAPIUploadDisconnect(t *testing.T) {
 	s.admin(t).do("GET", "/api/v1/orgs/acme/projects/web/analyses", nil).want(t, http.StatusOK).decode(t, &list)
 	if len(list.Items) != 0 {
 		t.Fatalf("an interrupted upload left %d analyses", len(list.Items))
+	}
+}
+
+// A report upload, which extends its own read deadline, may take longer
+// than the server's ReadTimeout; a JSON body must arrive within huma's
+// body read timeout (5 s).
+func TestServeReadTimeoutSparesUploads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout strings.Builder
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := newServer(ctx, serveConfig{Addr: ln.Addr().String(), DB: "sqlite:" + filepath.Join(dir, "sot.db"),
+		AdminPassword: "admin-password-for-tests", LifecycleInterval: -1, ReadTimeout: 500 * time.Millisecond}, &stdout)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	admin := adminTokenFrom(stdout.String())
+	addr := ln.Addr().String()
+	for _, path := range []string{"/api/v1/orgs", "/api/v1/orgs/acme/projects"} {
+		body := map[string]string{"/api/v1/orgs": `{"key":"acme","plan":"team"}`, "/api/v1/orgs/acme/projects": `{"key":"web"}`}[path]
+		if st := rawExchange(t, addr, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", path, admin, len(body), body)); st != http.StatusCreated {
+			t.Fatalf("POST %s: %d", path, st)
+		}
+	}
+	// slowly sends the head, then the body in 10 pieces, one each pause.
+	slowly := func(pause time.Duration, head, body string) int {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, head)
+		for i := range 10 {
+			time.Sleep(pause)
+			if _, err := io.WriteString(conn, body[i*len(body)/10:(i+1)*len(body)/10]); err != nil {
+				return 0
+			}
+		}
+		conn.SetReadDeadline(time.Now().Add(garbageTimeout))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	report := strings.Repeat("r", 10_000)
+	if st := slowly(150*time.Millisecond, fmt.Sprintf("POST /api/v1/orgs/acme/projects/web/analyses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", admin, len(report)), report); st != http.StatusCreated {
+		t.Errorf("slow upload: %d, want 201", st)
+	}
+	project := `{"key":"slow","name":"` + strings.Repeat("n", 100) + `"}`
+	if st := slowly(600*time.Millisecond, fmt.Sprintf("POST /api/v1/orgs/acme/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", admin, len(project)), project); st < 400 {
+		t.Errorf("slow JSON request: %d, want it cut off (no answer, or a 4xx)", st)
 	}
 }

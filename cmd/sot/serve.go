@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"errors"
@@ -163,6 +164,9 @@ type serveConfig struct {
 	// ShutdownTimeout bounds how long in-flight requests may finish at
 	// shutdown; 10 s when 0.
 	ShutdownTimeout time.Duration
+	// ReadTimeout bounds reading a request that does not extend its own
+	// deadline (report uploads do); readTimeout when 0.
+	ReadTimeout time.Duration
 }
 
 // server is sot serve, wired: storage, authentication, the API.
@@ -320,7 +324,7 @@ func (s *server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
+		ReadTimeout:       cmp.Or(s.cfg.ReadTimeout, readTimeout),
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
