@@ -26,6 +26,7 @@ import (
 	"github.com/sot-dev/sot/internal/oidc"
 	"github.com/sot-dev/sot/internal/password"
 	"github.com/sot-dev/sot/internal/store"
+	"github.com/sot-dev/sot/internal/web"
 )
 
 // serveCmd runs the server.
@@ -43,6 +44,7 @@ type serveCmd struct {
 	AuthCacheSize     int           `name:"auth-cache-size" env:"SOT_AUTH_CACHE_SIZE" default:"100000" help:"Bound of the credential cache: one unit per cached token, plus one per 64 explicit projects in its scope."`
 	TLSCert           string        `name:"tls-cert" env:"SOT_TLS_CERT" type:"path" placeholder:"FILE" help:"Serve HTTPS with this PEM certificate (chain); reloaded on SIGHUP. Needs --tls-key."`
 	TLSKey            string        `name:"tls-key" env:"SOT_TLS_KEY" type:"path" placeholder:"FILE" help:"The PEM private key of --tls-cert."`
+	SecureCookies     bool          `name:"secure-cookies" env:"SOT_SECURE_COOKIES" help:"Mark web session cookies Secure: set it when users reach sot over HTTPS through a proxy (on with --tls-cert)."`
 	LogLevel          string        `name:"log-level" env:"SOT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level: debug, info, warn or error."`
 }
 
@@ -116,6 +118,7 @@ func (c *serveCmd) Run(ctx context.Context, std *stdio) error {
 		OIDCStaticJWKS:    staticJWKS,
 		TLSCertFile:       c.TLSCert,
 		TLSKeyFile:        c.TLSKey,
+		SecureCookies:     c.SecureCookies || c.TLSCert != "",
 		AdminPassword:     os.Getenv("SOT_ADMIN_PASSWORD"),
 		Logger:            logger,
 	}
@@ -156,6 +159,8 @@ type serveConfig struct {
 	// TLSCertFile and TLSKeyFile, when set, serve HTTPS with that key
 	// pair, reloaded on SIGHUP.
 	TLSCertFile, TLSKeyFile string
+	// SecureCookies marks web session cookies Secure.
+	SecureCookies bool
 	// AdminPassword is the first start's admin password; generated when "".
 	AdminPassword string
 	Logger        *slog.Logger
@@ -176,6 +181,7 @@ type server struct {
 	db       *store.DB
 	auth     *auth.Service
 	api      *httpapi.API
+	web      *web.Handler
 	stopAuth context.CancelFunc
 	authDone chan error
 	// lifecycle runs scheduled rotations, warnings and webhook deliveries.
@@ -209,7 +215,8 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		"check_path_template", cfg.CheckPathTemplate,
 		"github_secret_scanning_keys", len(cfg.GitHubKeys),
 		"lifecycle_interval", cfg.LifecycleInterval,
-		"auth_cache_size", cfg.AuthCacheSize)
+		"auth_cache_size", cfg.AuthCacheSize,
+		"secure_cookies", cfg.SecureCookies)
 
 	verifier, err := oidc.New(oidc.Config{Issuers: cfg.OIDCIssuers, StaticJWKS: cfg.OIDCStaticJWKS,
 		Now: cfg.Now, Logger: log.With("component", "oidc")})
@@ -256,6 +263,28 @@ func newServer(ctx context.Context, cfg serveConfig, stdout io.Writer) (*server,
 		db.Close()
 		return nil, err
 	}
+	// The session key lives in the database, so every replica signs and
+	// accepts the same sessions with nothing to configure.
+	sessionKey, err := db.InstanceKey(ctx, "web_session_key", 32)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.web, err = web.New(web.Config{
+		Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db,
+		Auth:           s.auth,
+		Lifecycle:      db,
+		Now:            cfg.Now,
+		Logger:         log.With("component", "web"),
+		SecureCookies:  cfg.SecureCookies,
+		Version:        version,
+		SessionKey:     sessionKey,
+		TrustedProxies: cfg.TrustedProxies,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	// Last, so that nothing can fail after the admin's secrets are printed.
 	if err := s.bootstrap(ctx, stdout); err != nil {
 		db.Close()
@@ -294,14 +323,12 @@ func hashPassword(pw string) (string, error) {
 // owns (dispatched without a second ServeMux, to keep the check path
 // cheap), everything else to the web UI.
 func (s *server) Handler() http.Handler {
-	// The web UI (internal/web) is mounted here, at "/".
-	var web http.Handler = http.NotFoundHandler()
 	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if httpapi.Owns(r.URL.Path) {
 			s.api.ServeHTTP(w, r)
 			return
 		}
-		web.ServeHTTP(w, r)
+		s.web.ServeHTTP(w, r)
 	}), s.certs != nil)
 }
 
