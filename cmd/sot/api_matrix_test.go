@@ -295,6 +295,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	s.as(t, carolTok).do("POST", "/api/v1/user/tokens", map[string]any{"name": "gone", "expires_in": "30d"}).want(t, http.StatusCreated).decode(t, &revokedPersonal)
 	s.as(t, carolTok).do("DELETE", fmt.Sprintf("/api/v1/user/tokens/%d", revokedPersonal.Token.ID), nil).want(t, http.StatusNoContent)
 	callers = append(callers, matrixCaller{name: "revoked personal", secret: revokedPersonal.Secret, user: true, home: "acme"})
+	var expiredPersonal createdTokenBody
+	s.as(t, bobTok).do("POST", "/api/v1/user/tokens", map[string]any{"name": "short", "expires_in": "1d"}).want(t, http.StatusCreated).decode(t, &expiredPersonal)
+	callers = append(callers, matrixCaller{name: "expired personal", secret: expiredPersonal.Secret, user: true, home: "acme", role: "member"})
 
 	// Objects every {id} can name, in each organization.
 	for _, org := range []string{"acme", "other", "lapsed"} {
