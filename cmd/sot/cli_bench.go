@@ -52,6 +52,7 @@ type benchTarget struct {
 	status int    // the status every response must have
 	req    []byte // the whole request, sent as is on every round trip
 	addr   string
+	secret string
 }
 
 // Run seeds an organization, starts the server and a bare reference
@@ -153,7 +154,7 @@ func (c *benchCmd) Run(ctx context.Context, std *stdio) error {
 	if err != nil {
 		return fmt.Errorf("bench: --wrk: %w", err)
 	}
-	wres, err := c.wrkAll(ctx, wrk, targets, secret)
+	wres, err := c.wrkAll(ctx, wrk, targets)
 	if err != nil {
 		return err
 	}
@@ -292,7 +293,7 @@ func startBare() (*http.Server, string, error) {
 
 func newBenchTarget(name, addr, uri, secret string, status int) *benchTarget {
 	req := "GET " + uri + " HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: sot-bench\r\nAuthorization: Bearer " + secret + "\r\n\r\n"
-	return &benchTarget{name: name, url: "http://" + addr + uri, status: status, req: []byte(req), addr: addr}
+	return &benchTarget{name: name, url: "http://" + addr + uri, status: status, req: []byte(req), addr: addr, secret: secret}
 }
 
 // benchResult is the outcome of loading one target, possibly over several
@@ -304,6 +305,9 @@ type benchResult struct {
 	// p50 and p99 override the histogram's quantiles when the figures come
 	// from wrk, which reports quantiles only.
 	p50, p99 time.Duration
+	// cpu is the CPU time this process used while wrk, a process of its
+	// own, loaded the target: what the servers spent on the requests.
+	cpu time.Duration
 }
 
 func (r *benchResult) add(o *benchResult) {
@@ -541,28 +545,45 @@ func (h *latencyHistogram) quantile(q float64) time.Duration {
 }
 
 func printBenchTable(w io.Writer, targets []*benchTarget, results []*benchResult) {
-	fmt.Fprintf(w, "%-9s %10s %10s %10s %10s\n", "target", "requests", "req/s", "p50", "p99")
+	withCPU := results[0].cpu > 0
+	fmt.Fprintf(w, "%-9s %10s %10s %10s %10s", "target", "requests", "req/s", "p50", "p99")
+	if withCPU {
+		fmt.Fprintf(w, " %12s", "CPU/request")
+	}
+	fmt.Fprintln(w)
 	rates := map[string]float64{}
+	cpus := map[string]float64{}
 	for i, t := range targets {
 		r := results[i]
 		p50, p99 := r.quantiles()
 		rates[t.name] = r.rate()
-		fmt.Fprintf(w, "%-9s %10d %10.0f %10s %10s\n", t.name, r.requests, r.rate(), fmtLatency(p50), fmtLatency(p99))
+		fmt.Fprintf(w, "%-9s %10d %10.0f %10s %10s", t.name, r.requests, r.rate(), fmtLatency(p50), fmtLatency(p99))
+		if withCPU && r.requests > 0 {
+			cpus[t.name] = float64(r.cpu) / float64(r.requests)
+			fmt.Fprintf(w, " %12s", fmtLatency(time.Duration(cpus[t.name])))
+		}
+		fmt.Fprintln(w)
 	}
-	ratio := func(a, b string) string {
-		if rates[b] == 0 {
+	ratio := func(m map[string]float64, a, b string) string {
+		if m[b] == 0 {
 			return "n/a"
 		}
-		return fmt.Sprintf("%.2f", rates[a]/rates[b])
+		return fmt.Sprintf("%.2f", m[a]/m[b])
 	}
-	fmt.Fprintf(w, "ratios: check/healthz %s, check/bare %s", ratio("check", "healthz"), ratio("check", "bare"))
+	fmt.Fprintf(w, "ratios: check/healthz %s, check/bare %s", ratio(rates, "check", "healthz"), ratio(rates, "check", "bare"))
 	if _, ok := rates["explicit"]; ok {
-		fmt.Fprintf(w, ", explicit/check %s", ratio("explicit", "check"))
+		fmt.Fprintf(w, ", explicit/check %s", ratio(rates, "explicit", "check"))
 	}
 	fmt.Fprintln(w)
+	if withCPU {
+		fmt.Fprintf(w, "server CPU per request: check %s of bare's, %s of healthz's\n", ratio(cpus, "check", "bare"), ratio(cpus, "check", "healthz"))
+	}
 }
 
 func fmtLatency(d time.Duration) string {
+	if d < 100*time.Microsecond {
+		return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
+	}
 	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 }
 
@@ -621,10 +642,11 @@ func (c *benchCmd) wrkRound() time.Duration {
 	return max(time.Second, (c.Duration / time.Duration(c.Rounds)).Round(time.Second))
 }
 
-// wrkAll runs wrk against each target in turns, as loadAll does. The
-// secret is on wrk's command line, visible to local users for the few
-// seconds of the run, which is acceptable for a throwaway benchmark token.
-func (c *benchCmd) wrkAll(ctx context.Context, wrk string, targets []*benchTarget, secret string) ([]*benchResult, error) {
+// wrkAll runs wrk against each target in turns, as loadAll does, and
+// measures the CPU time the servers spent meanwhile. The secret is on wrk's
+// command line, visible to local users for the few seconds of the run,
+// which is acceptable for a throwaway benchmark token.
+func (c *benchCmd) wrkAll(ctx context.Context, wrk string, targets []*benchTarget) ([]*benchResult, error) {
 	results := make([]*benchResult, len(targets))
 	p50s := make([][]time.Duration, len(targets))
 	p99s := make([][]time.Duration, len(targets))
@@ -637,10 +659,12 @@ func (c *benchCmd) wrkAll(ctx context.Context, wrk string, targets []*benchTarge
 			i := (r + j) % len(targets)
 			t := targets[i]
 			rctx, cancel := context.WithTimeout(ctx, round+30*time.Second)
+			cpu0, _ := processCPU()
 			out, err := exec.CommandContext(rctx, wrk, "--latency",
 				"-t", strconv.Itoa(c.WrkThreads), "-c", strconv.Itoa(c.Connections),
 				"-d", strconv.Itoa(int(round/time.Second))+"s",
-				"-H", "Authorization: Bearer "+secret, t.url).CombinedOutput()
+				"-H", "Authorization: Bearer "+t.secret, t.url).CombinedOutput()
+			cpu1, _ := processCPU()
 			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("bench: wrk %s: %w\n%s", t.name, err, out)
@@ -651,6 +675,7 @@ func (c *benchCmd) wrkAll(ctx context.Context, wrk string, targets []*benchTarge
 			}
 			results[i].requests += w.requests
 			results[i].elapsed += w.elapsed
+			results[i].cpu += cpu1 - cpu0
 			p50s[i] = append(p50s[i], w.p50)
 			p99s[i] = append(p99s[i], w.p99)
 		}
