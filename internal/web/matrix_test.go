@@ -19,6 +19,7 @@ import (
 
 	"github.com/sot-dev/sot"
 	"github.com/sot-dev/sot/internal/auth"
+	"github.com/sot-dev/sot/internal/oidc"
 	"github.com/sot-dev/sot/internal/store"
 )
 
@@ -81,7 +82,28 @@ var uiRoutes = map[string]uiRoute{
 	"GET /orgs/{org}/settings":                   {access: uiAdmin},
 	"POST /orgs/{org}/settings":                  {access: uiAdmin, form: "max_lifetime_days=90"},
 	"GET /orgs/{org}/audit":                      {access: uiAdmin},
+	"POST /orgs/{org}/tokens/{id}/rotation":      {access: uiAdmin, form: "every="},
+	"GET /orgs/{org}/trust-policies":             {access: uiAdmin},
+	"GET /orgs/{org}/trust-policies/new":         {access: uiAdmin},
+	"POST /orgs/{org}/trust-policies": {access: uiAdmin,
+		form: "name=tp{n}&issuer=" + url.QueryEscape(uiIssuer) + "&conditions=repository_id%3D1&permission=scan&scope_mode=all&ttl=15m"},
+	"GET /orgs/{org}/trust-policies/{id}": {access: uiAdmin, prep: uiPrepPolicy},
+	"POST /orgs/{org}/trust-policies/{id}": {access: uiAdmin, prep: uiPrepPolicy,
+		form: "name=tp{n}&issuer=" + url.QueryEscape(uiIssuer) + "&conditions=repository_id%3D2&permission=browse&scope_mode=all&ttl=1h"},
+	"GET /orgs/{org}/trust-policies/{id}/delete":  {access: uiAdmin, prep: uiPrepPolicy},
+	"POST /orgs/{org}/trust-policies/{id}/delete": {access: uiAdmin, prep: uiPrepPolicy},
+	"GET /orgs/{org}/webhooks":                    {access: uiAdmin},
+	"GET /orgs/{org}/webhooks/new":                {access: uiAdmin},
+	"POST /orgs/{org}/webhooks":                   {access: uiAdmin, form: "url=https%3A%2F%2Fhooks.example.com%2F{n}&event=token.created"},
+	"GET /orgs/{org}/webhooks/{id}":               {access: uiAdmin, prep: uiPrepWebhook},
+	"GET /orgs/{org}/webhooks/{id}/created":       {access: uiAdmin, prep: uiPrepWebhook},
+	"POST /orgs/{org}/webhooks/{id}":              {access: uiAdmin, prep: uiPrepWebhook, form: "url=https%3A%2F%2Fhooks.example.com%2Fe{n}&event=token.revoked"},
+	"GET /orgs/{org}/webhooks/{id}/delete":        {access: uiAdmin, prep: uiPrepWebhook},
+	"POST /orgs/{org}/webhooks/{id}/delete":       {access: uiAdmin, prep: uiPrepWebhook},
 }
+
+// uiIssuer is the OIDC issuer the matrix's server trusts.
+const uiIssuer = "https://token.actions.githubusercontent.com"
 
 // registeredPatterns returns the patterns web.go registers on its mux.
 func registeredPatterns(t *testing.T) []string {
@@ -188,7 +210,12 @@ func TestUIAuthorizationMatrix(t *testing.T) {
 	go func() { done <- au.Run(actx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	key := []byte(strings.Repeat("k", 32))
-	h, err := New(Config{Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db, Auth: au, Lifecycle: db, SessionKey: key})
+	verifier, err := oidc.New(oidc.Config{Issuers: []string{uiIssuer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db, Auth: au, Lifecycle: db,
+		TrustPolicies: db, Webhooks: db, OIDC: verifier, SessionKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,4 +408,23 @@ func uiPrepMember(m *uiMatrix, org string) map[string]string {
 		m.t.Fatal(err)
 	}
 	return nil
+}
+
+func uiPrepPolicy(m *uiMatrix, org string) map[string]string {
+	p := &sot.TrustPolicy{Org: org, Name: fmt.Sprintf("policy%d", m.seq), Issuer: uiIssuer, Audience: sot.DefaultAudience,
+		Conditions: map[string]string{"repository_id": "1"}, Scope: sot.Scope{AllProjects: true},
+		Permissions: sot.NewPermissionSet(sot.PermissionScan), TTL: sot.DefaultTrustTTL}
+	if err := m.db.CreateTrustPolicy(m.ctx, p); err != nil {
+		m.t.Fatal(err)
+	}
+	return map[string]string{"id": strconv.FormatInt(p.ID, 10)}
+}
+
+func uiPrepWebhook(m *uiMatrix, org string) map[string]string {
+	w := &sot.Webhook{Org: org, URL: fmt.Sprintf("https://hooks.example.com/w%d", m.seq),
+		Events: []string{sot.EventTokenRotated}, Secret: sot.NewWebhookSecret(), CreatedAt: time.Now()}
+	if err := m.db.CreateWebhook(m.ctx, w); err != nil {
+		m.t.Fatal(err)
+	}
+	return map[string]string{"id": strconv.FormatInt(w.ID, 10)}
 }

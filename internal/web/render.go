@@ -45,13 +45,16 @@ type view struct {
 	User     *sot.User
 	Org      *sot.Org
 	OrgAdmin bool
-	Orgs     []string // the organization switcher
-	CSRF     string
-	Notice   string
-	Error    string
-	Version  string
-	Now      time.Time // for relative times ("3 days ago")
-	Data     any
+	// HasTrust and HasWebhooks show the navigation entries of optional pages.
+	HasTrust    bool
+	HasWebhooks bool
+	Orgs        []string // the organization switcher
+	CSRF        string
+	Notice      string
+	Error       string
+	Version     string
+	Now         time.Time // for relative times ("3 days ago")
+	Data        any
 }
 
 // render writes the page name with status. It renders into a buffer
@@ -59,6 +62,7 @@ type view struct {
 func (h *Handler) render(w http.ResponseWriter, r *request, status int, name string, v *view) {
 	v.Version = h.cfg.Version
 	v.Now = h.now()
+	v.HasTrust, v.HasWebhooks = h.cfg.TrustPolicies != nil, h.cfg.Webhooks != nil
 	if r != nil {
 		v.User, v.Org, v.OrgAdmin, v.CSRF = r.user, r.org, r.orgAdmin, r.csrf
 		v.Orgs = h.switcherOrgs(r)
@@ -121,6 +125,12 @@ var notices = map[string]string{
 	"token-updated":   "Token updated.",
 	"token-revoked":   "Token revoked. It stopped working at once.",
 	"settings-saved":  "Settings saved.",
+	"rotation-saved":  "Rotation schedule saved.",
+	"policy-created":  "Trust policy created.",
+	"policy-updated":  "Trust policy saved. Tokens it minted before keep what they have until they expire.",
+	"webhook-created": "Webhook created.",
+	"webhook-updated": "Webhook saved.",
+	"webhook-deleted": "Webhook deleted, with its deliveries.",
 }
 
 func redirect(w http.ResponseWriter, r *request, path, done string) {

@@ -562,6 +562,12 @@ type detailData struct {
 	CoveredN    int
 	CoveredNext string
 	Events      []auditRow
+	// CanSchedule shows the rotation schedule form; RotationEvery ("30d",
+	// "" for none) and RotationGrace are its values.
+	CanSchedule   bool
+	RotationEvery string
+	RotationGrace string
+	Grace         []struct{ Value, Label string }
 }
 
 func (h *Handler) tokenDetail(w http.ResponseWriter, r *request) error {
@@ -586,6 +592,12 @@ func (h *Handler) detailData(t *sot.Token) *detailData {
 	}
 	d.CIDRs = strings.Join(cidrs, "\n")
 	d.Mixed = len(t.Scope.Patterns) > 0 && len(t.Scope.Projects) > 0
+	if t.Rotation != nil {
+		d.RotationEvery = t.Rotation.EveryString()
+		if g := t.Rotation.GracePeriod; g > 0 {
+			d.RotationGrace = formatTTL(g)
+		}
+	}
 	switch {
 	case len(t.Scope.Patterns) > 0:
 		d.Scope.Mode = "patterns"
@@ -601,6 +613,8 @@ func (h *Handler) renderDetail(w http.ResponseWriter, r *request, status int, t 
 	d.Token = h.tokenRow(t, now)
 	d.Revoked = t.RevokedAt != nil
 	d.CanRotate = h.cfg.Lifecycle != nil && t.State(now) == sot.TokenStateActive
+	d.CanSchedule = h.cfg.Lifecycle != nil && h.cfg.Webhooks != nil && !d.Revoked
+	d.Grace = graceChoices
 	d.Scope.KeepCount = len(t.Scope.Projects)
 	ctx := r.Context()
 	if err := h.searchProjects(r, &d.Scope); err != nil {

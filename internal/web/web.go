@@ -44,6 +44,14 @@ type Config struct {
 	Auth     sot.Authenticator
 	// Lifecycle, when set, lets admins rotate a token's secret.
 	Lifecycle sot.LifecycleService
+	// TrustPolicies, when set, adds the trust policy pages (tokenless CI).
+	TrustPolicies sot.TrustPolicyService
+	// OIDC lists the issuers the operator trusts; nil or none makes the
+	// trust policy pages say how to configure them.
+	OIDC OIDCIssuers
+	// Webhooks, when set, adds the webhook pages and, with Lifecycle,
+	// rotation schedules on the token page.
+	Webhooks sot.WebhookService
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -61,6 +69,13 @@ type Config struct {
 	// X-Forwarded-For is believed, for the client address that login
 	// throttling and the audit log use.
 	TrustedProxies []netip.Prefix
+}
+
+// OIDCIssuers is what the trust policy pages need of the OIDC verifier
+// (*oidc.Verifier): which issuers the operator trusts.
+type OIDCIssuers interface {
+	Trusts(issuer string) bool
+	Issuers() []string
 }
 
 // Handler serves the UI. It is an http.Handler meant to be mounted at "/".
@@ -147,12 +162,34 @@ func New(cfg Config) (*Handler, error) {
 		mux.HandleFunc("GET /orgs/{org}/tokens/{id}/rotate", h.org(admin, h.confirmRotate))
 		mux.HandleFunc("POST /orgs/{org}/tokens/{id}/rotate", h.org(admin, h.rotateToken))
 	}
+	if cfg.Lifecycle != nil && cfg.Webhooks != nil {
+		mux.HandleFunc("POST /orgs/{org}/tokens/{id}/rotation", h.org(admin, h.setRotation))
+	}
 	mux.HandleFunc("GET /orgs/{org}/tokens/{id}/revoke", h.org(admin, h.confirmRevoke))
 	mux.HandleFunc("POST /orgs/{org}/tokens/{id}/revoke", h.org(admin, h.revokeToken))
 	mux.HandleFunc("GET /orgs/{org}/scope-preview", h.org(admin, h.scopePreview))
 	mux.HandleFunc("GET /orgs/{org}/settings", h.org(admin, h.settings))
 	mux.HandleFunc("POST /orgs/{org}/settings", h.org(admin, h.saveSettings))
 	mux.HandleFunc("GET /orgs/{org}/audit", h.org(admin, h.audit))
+	if cfg.TrustPolicies != nil {
+		mux.HandleFunc("GET /orgs/{org}/trust-policies", h.org(admin, h.trustPolicies))
+		mux.HandleFunc("GET /orgs/{org}/trust-policies/new", h.org(admin, h.newTrustPolicy))
+		mux.HandleFunc("POST /orgs/{org}/trust-policies", h.org(admin, h.createTrustPolicy))
+		mux.HandleFunc("GET /orgs/{org}/trust-policies/{id}", h.org(admin, h.trustPolicy))
+		mux.HandleFunc("POST /orgs/{org}/trust-policies/{id}", h.org(admin, h.updateTrustPolicy))
+		mux.HandleFunc("GET /orgs/{org}/trust-policies/{id}/delete", h.org(admin, h.confirmDeleteTrustPolicy))
+		mux.HandleFunc("POST /orgs/{org}/trust-policies/{id}/delete", h.org(admin, h.deleteTrustPolicy))
+	}
+	if cfg.Webhooks != nil {
+		mux.HandleFunc("GET /orgs/{org}/webhooks", h.org(admin, h.webhooks))
+		mux.HandleFunc("GET /orgs/{org}/webhooks/new", h.org(admin, h.newWebhook))
+		mux.HandleFunc("POST /orgs/{org}/webhooks", h.org(admin, h.createWebhook))
+		mux.HandleFunc("GET /orgs/{org}/webhooks/{id}", h.org(admin, h.webhook))
+		mux.HandleFunc("GET /orgs/{org}/webhooks/{id}/created", h.org(admin, h.webhookCreated))
+		mux.HandleFunc("POST /orgs/{org}/webhooks/{id}", h.org(admin, h.updateWebhook))
+		mux.HandleFunc("GET /orgs/{org}/webhooks/{id}/delete", h.org(admin, h.confirmDeleteWebhook))
+		mux.HandleFunc("POST /orgs/{org}/webhooks/{id}/delete", h.org(admin, h.deleteWebhook))
+	}
 	mux.HandleFunc("/", h.authed(h.notFound))
 
 	cop := http.NewCrossOriginProtection()
