@@ -189,6 +189,35 @@ func TestConcurrentMissesShareOneLoad(t *testing.T) {
 	}
 }
 
+// A used entry is reloaded in the background before it expires: the
+// request that notices does not wait, and the next ones hit the new entry.
+func TestUsedEntriesAreRefreshedAhead(t *testing.T) {
+	f := newFixture(t)
+	_, secret := f.orgToken(t, sot.Scope{AllProjects: true}, sot.TokenRequest{})
+	use := func() {
+		t.Helper()
+		if _, err := f.auth.AuthenticateSecret(t.Context(), secret, clientIP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	use()
+	f.clock.Add(20 * time.Second) // before three quarters of the 30 s TTL
+	use()
+	if n := f.tokens.lookups.Load(); n != 1 {
+		t.Fatalf("%d lookups before the refresh is due, want 1", n)
+	}
+	f.clock.Add(5 * time.Second)
+	f.tokens.gate = make(chan struct{}) // hold the refresh: the request must not wait for it
+	use()
+	eventually(t, "the background refresh", func() bool { return f.tokens.lookups.Load() == 2 })
+	close(f.tokens.gate)
+	use()
+	use()
+	if n := f.tokens.lookups.Load(); n != 2 {
+		t.Fatalf("%d lookups after one refresh, want 2", n)
+	}
+}
+
 func TestChangesTakeEffectOnTheNextRequest(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
