@@ -28,6 +28,7 @@ import (
 	"github.com/sot-dev/sot"
 	"github.com/sot-dev/sot/internal/auth"
 	"github.com/sot-dev/sot/internal/httpapi"
+	"github.com/sot-dev/sot/internal/oidc"
 	"github.com/sot-dev/sot/internal/password"
 	"github.com/sot-dev/sot/internal/store"
 	"github.com/sot-dev/sot/internal/web"
@@ -65,8 +66,12 @@ func startUI(t *testing.T, bulk int) *uiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	verifier, err := oidc.New(oidc.Config{Issuers: []string{"github", "gitlab"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ui, err := web.New(web.Config{Users: db, Orgs: db, Projects: db, Tokens: db, Audit: db, Auth: a, Lifecycle: db,
-		Version: "test", SessionKey: []byte(strings.Repeat("k", 32))})
+		TrustPolicies: db, Webhooks: db, OIDC: verifier, Version: "test", SessionKey: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		t.Fatal(err)
 	}
