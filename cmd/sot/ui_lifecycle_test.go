@@ -338,6 +338,53 @@ func TestUILifecycleForms(t *testing.T) {
 		}
 	})
 
+	t.Run("edit", func(t *testing.T) {
+		bg := context.Background()
+		ps, _, err := env.db.ListTrustPolicies(bg, uiOrg, sot.Page{Size: 100})
+		if err != nil || len(ps) != 1 {
+			t.Fatalf("%d policies: %v", len(ps), err)
+		}
+		path := fmt.Sprintf("/orgs/%s/trust-policies/%d", uiOrg, ps[0].ID)
+		if st, body := post(admin, path, policy("ok", url.Values{"permission": {"self_rotate"}})); st != http.StatusBadRequest || !strings.Contains(body, "self_rotate is not allowed") {
+			t.Fatalf("edit to self_rotate: %d", st)
+		}
+		if st, _ := post(admin, path, policy("renamed", url.Values{"ttl": {"1h"}, "conditions": {"repository_id = 43\nref = refs/heads/main"}})); st != http.StatusSeeOther {
+			t.Fatalf("edit: %d", st)
+		}
+		p, err := env.db.FindTrustPolicy(bg, uiOrg, ps[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Name != "renamed" || p.TTL != time.Hour || p.Conditions["repository_id"] != "43" || p.Conditions["ref"] != "refs/heads/main" {
+			t.Fatalf("after edit %+v", p)
+		}
+
+		wh := &sot.Webhook{Org: uiOrg, URL: "https://h.example/edit", Events: []string{sot.EventTokenCreated}, Secret: sot.NewWebhookSecret(), CreatedAt: time.Now()}
+		if err := env.db.CreateWebhook(bg, wh); err != nil {
+			t.Fatal(err)
+		}
+		hook := fmt.Sprintf("/orgs/%s/webhooks/%d", uiOrg, wh.ID)
+		st, _ := post(admin, hook, url.Values{"csrf": {csrf}, "url": {"https://h.example/edited"}, "event": {"token.revoked", "token.rotated"}, "new_secret": {"1"}})
+		if st != http.StatusSeeOther {
+			t.Fatalf("edit webhook: %d", st)
+		}
+		st, page := get(t, admin, env.url+hook+"/created")
+		secret := regexp.MustCompile(`whsec_[0-9a-f]{64}`).FindString(page)
+		if st != http.StatusOK || secret == "" || secret == wh.Secret {
+			t.Fatalf("replaced secret page: %d, secret %q", st, secret)
+		}
+		if _, again := get(t, admin, env.url+hook+"/created"); strings.Contains(again, "whsec_") {
+			t.Fatal("the replaced secret is shown twice")
+		}
+		got, err := env.db.FindWebhook(bg, uiOrg, wh.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.URL != "https://h.example/edited" || strings.Join(got.Events, ",") != "token.revoked,token.rotated" {
+			t.Fatalf("after edit %+v", got)
+		}
+	})
+
 	t.Run("access", func(t *testing.T) {
 		member := httpSession(t, env, uiMember)
 		outsider := httpSession(t, env, "carol")
