@@ -359,6 +359,15 @@ func TestUILifecycleForms(t *testing.T) {
 			t.Fatalf("after edit %+v", p)
 		}
 
+		// A policy that pins only names is flagged in the list.
+		if st, _ := post(admin, "/orgs/acme/trust-policies", policy("names-only", url.Values{"conditions": {"repository = acme/web"}})); st != http.StatusSeeOther {
+			t.Fatalf("names-only policy: %d", st)
+		}
+		_, list := get(t, admin, base+"/trust-policies")
+		if n := strings.Count(list, "no immutable claim"); n != 1 {
+			t.Fatalf("%d policies flagged for pinning no immutable claim, want 1 (names-only)", n)
+		}
+
 		wh := &sot.Webhook{Org: uiOrg, URL: "https://h.example/edit", Events: []string{sot.EventTokenCreated}, Secret: sot.NewWebhookSecret(), CreatedAt: time.Now()}
 		if err := env.db.CreateWebhook(bg, wh); err != nil {
 			t.Fatal(err)

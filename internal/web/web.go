@@ -1,5 +1,6 @@
 // Package web is sot's server-rendered admin UI: login, organizations,
-// projects, members, tokens, policy and audit log.
+// projects, members, tokens, policy, trust policies, webhooks and audit
+// log.
 //
 // Pages are html/template files embedded in the binary; styles and scripts
 // are static files served by the UI itself, and the Content-Security-Policy
