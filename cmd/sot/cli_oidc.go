@@ -62,11 +62,11 @@ func (f *oidcLoginFlags) ciIDToken(ctx context.Context, getenv func(string) stri
 	}
 	if reqURL, reqTok := getenv("SYSTEM_OIDCREQUESTURI"), getenv("SYSTEM_ACCESSTOKEN"); reqURL != "" {
 		if reqTok == "" {
-			return "", "", errors.New("Azure Pipelines: SYSTEM_ACCESSTOKEN is not set: map it into the step's env (env: SYSTEM_ACCESSTOKEN: $(System.AccessToken))")
+			return "", "", errors.New("SYSTEM_ACCESSTOKEN is not set in this Azure Pipelines step: map it into the step's env (env: SYSTEM_ACCESSTOKEN: $(System.AccessToken))")
 		}
 		u, err := url.Parse(reqURL)
 		if err != nil {
-			return "", "", fmt.Errorf("Azure Pipelines: invalid SYSTEM_OIDCREQUESTURI: %w", err)
+			return "", "", fmt.Errorf("invalid SYSTEM_OIDCREQUESTURI of Azure Pipelines: %w", err)
 		}
 		q := u.Query()
 		q.Set("api-version", "7.1")
@@ -78,7 +78,7 @@ func (f *oidcLoginFlags) ciIDToken(ctx context.Context, getenv func(string) stri
 			OIDCToken string `json:"oidcToken"`
 		}
 		if err := requestIDToken(ctx, http.MethodPost, u, reqTok, &out); err != nil {
-			return "", "", fmt.Errorf("Azure Pipelines: %w", err)
+			return "", "", fmt.Errorf("request the Azure Pipelines ID token: %w", err)
 		}
 		return out.OIDCToken, "Azure Pipelines", nil
 	}
