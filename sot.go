@@ -8,7 +8,9 @@ package sot
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Plan is an organization's subscription plan.
@@ -204,3 +206,8 @@ type Change struct {
 	TokenID int64
 	UserID  int64
 }
+
+// ValidText reports whether s may be stored as a key, name or any other
+// text of sot: valid UTF-8 holding no NUL. PostgreSQL refuses both in text
+// columns, so the edges check every input with this before storage sees it.
+func ValidText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }

@@ -326,13 +326,12 @@ func hashPassword(pw string) (string, error) {
 // owns (dispatched without a second ServeMux, to keep the check path
 // cheap), everything else to the web UI.
 func (s *server) Handler() http.Handler {
-	ui := textGuard(s.web)
 	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if httpapi.Owns(r.URL.Path) {
 			s.api.ServeHTTP(w, r)
 			return
 		}
-		ui.ServeHTTP(w, r)
+		s.web.ServeHTTP(w, r)
 	}), s.certs != nil)
 }
 

@@ -25,7 +25,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -303,7 +302,7 @@ var (
 // (a 5xx), and a query the standard library would silently drop is not
 // what the client meant.
 func checkURL(u *url.URL) error {
-	if !utf8.ValidString(u.Path) || strings.IndexByte(u.Path, 0) >= 0 {
+	if !sot.ValidText(u.Path) {
 		return errBadPath
 	}
 	if u.RawQuery == "" {
@@ -314,11 +313,11 @@ func checkURL(u *url.URL) error {
 		return sot.Invalid("invalid query string", sot.FieldError{Field: "query", Message: err.Error()})
 	}
 	for k, vs := range q {
-		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+		if !sot.ValidText(k) {
 			return errBadQuery
 		}
 		for _, v := range vs {
-			if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			if !sot.ValidText(v) {
 				return errBadQuery
 			}
 		}

@@ -197,7 +197,7 @@ func New(cfg Config) (*Handler, error) {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.renderStatus(w, nil, http.StatusForbidden, "This request came from another site and was refused.")
 	}))
-	h.handler = securityHeaders(cop.Handler(mux))
+	h.handler = textGuard(securityHeaders(cop.Handler(mux)))
 	return h, nil
 }
 

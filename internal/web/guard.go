@@ -1,4 +1,4 @@
-package main
+package web
 
 import (
 	"bytes"
@@ -6,21 +6,21 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strings"
-	"unicode/utf8"
+
+	"github.com/sot-dev/sot"
 )
 
 // uiFormLimit is how much of a form body textGuard checks: the UI's own
-// limit (internal/web refuses larger forms with 413).
+// form limit (larger forms are refused with 413).
 const uiFormLimit = 1 << 20
 
 // textGuard refuses, with 400, a request to the UI whose path, query or
 // form holds invalid UTF-8 or a NUL character: no key, name or value of sot
 // may hold one, and PostgreSQL refuses them in text, which would surface
-// as a 5xx. (The API checks the same in httpapi.)
+// as a 5xx. (The API makes the same check in httpapi.)
 func textGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !cleanText(r.URL.Path) || !cleanQuery(r.URL.RawQuery) {
+		if !sot.ValidText(r.URL.Path) || !cleanQuery(r.URL.RawQuery) {
 			http.Error(w, "Bad request: the address holds invalid characters.", http.StatusBadRequest)
 			return
 		}
@@ -51,8 +51,6 @@ func isForm(contentType string) bool {
 	return err == nil && mt == "application/x-www-form-urlencoded"
 }
 
-func cleanText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
-
 // cleanQuery reports whether every key and value of a URL-encoded query
 // decodes to clean text. Malformed encodings are left to the handler.
 func cleanQuery(raw string) bool {
@@ -61,11 +59,11 @@ func cleanQuery(raw string) bool {
 	}
 	q, _ := url.ParseQuery(raw)
 	for k, vs := range q {
-		if !cleanText(k) {
+		if !sot.ValidText(k) {
 			return false
 		}
 		for _, v := range vs {
-			if !cleanText(v) {
+			if !sot.ValidText(v) {
 				return false
 			}
 		}
