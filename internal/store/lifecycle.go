@@ -196,10 +196,8 @@ func (db *DB) RotateToken(ctx context.Context, owner sot.TokenOwner, id int64, r
 		if err := x.emit(ctx, t, sot.EventTokenRotated, now, req.Secret, evDetails); err != nil {
 			return err
 		}
-		if t.ProjectCount > 0 {
-			if t.Scope.Projects, err = tokenProjectKeys(ctx, x.conn, id); err != nil {
-				return err
-			}
+		if err := loadScopeKeys(ctx, x.conn, t); err != nil {
+			return err
 		}
 		out = t
 		return nil
@@ -237,10 +235,8 @@ func (db *DB) SetTokenRotation(ctx context.Context, owner sot.TokenOwner, id int
 		if err := x.audit(ctx, t.Org, sot.ActionTokenUpdated, fmt.Sprintf("token:%d", id), details); err != nil {
 			return err
 		}
-		if t.ProjectCount > 0 {
-			if t.Scope.Projects, err = tokenProjectKeys(ctx, x.conn, id); err != nil {
-				return err
-			}
+		if err := loadScopeKeys(ctx, x.conn, t); err != nil {
+			return err
 		}
 		out = t
 		return nil

@@ -335,10 +335,8 @@ func (db *DB) FindToken(ctx context.Context, owner sot.TokenOwner, id int64) (*s
 	if err != nil {
 		return nil, fail("find token", err)
 	}
-	if t.ProjectCount > 0 {
-		if t.Scope.Projects, err = tokenProjectKeys(ctx, c, id); err != nil {
-			return nil, fail("find token", err)
-		}
+	if err := loadScopeKeys(ctx, c, t); err != nil {
+		return nil, fail("find token", err)
 	}
 	return t, nil
 }
@@ -469,10 +467,8 @@ func (db *DB) UpdateToken(ctx context.Context, owner sot.TokenOwner, id int64, u
 				return err
 			}
 		}
-		if t.ProjectCount > 0 {
-			if t.Scope.Projects, err = tokenProjectKeys(ctx, x.conn, id); err != nil {
-				return err
-			}
+		if err := loadScopeKeys(ctx, x.conn, t); err != nil {
+			return err
 		}
 		out = t
 		return nil
@@ -508,10 +504,8 @@ func (db *DB) RevokeToken(ctx context.Context, owner sot.TokenOwner, id int64, a
 				return err
 			}
 		}
-		if t.ProjectCount > 0 {
-			if t.Scope.Projects, err = tokenProjectKeys(ctx, x.conn, id); err != nil {
-				return err
-			}
+		if err := loadScopeKeys(ctx, x.conn, t); err != nil {
+			return err
 		}
 		out = t
 		return nil
@@ -550,6 +544,15 @@ func (db *DB) TokenProjectKeys(ctx context.Context, tokenID int64) ([]string, er
 		return nil, fail("token project keys", err)
 	}
 	return keys, nil
+}
+
+// loadScopeKeys fills t.Scope.Projects with the token's explicit project
+// keys, when it has any.
+func loadScopeKeys(ctx context.Context, c conn, t *sot.Token) (err error) {
+	if t.ProjectCount > 0 {
+		t.Scope.Projects, err = tokenProjectKeys(ctx, c, t.ID)
+	}
+	return err
 }
 
 func tokenProjectKeys(ctx context.Context, c conn, tokenID int64) ([]string, error) {
