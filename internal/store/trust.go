@@ -260,23 +260,10 @@ func (db *DB) DeleteTrustPolicy(ctx context.Context, org string, id int64, at ti
 			return err
 		}
 		at := at.UTC().Truncate(time.Second)
-		rows, err := x.query(ctx, `UPDATE tokens SET revoked_at = ?
+		ids, err := queryIDs(ctx, x.conn, `UPDATE tokens SET revoked_at = ?
 			WHERE trust_policy_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) RETURNING id`,
 			unix(at), id, unix(at))
 		if err != nil {
-			return err
-		}
-		var ids []int64
-		for rows.Next() {
-			var tid int64
-			if err := rows.Scan(&tid); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, tid)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, tid := range ids {

@@ -282,22 +282,10 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 	var out []*sot.OutboundDelivery
 	err := db.write(ctx, func(x *tx) error {
 		out = nil
-		rows, err := x.query(ctx, `SELECT id FROM webhook_deliveries WHERE state = ? AND next_attempt_at <= ? AND lease_until <= ?
-			ORDER BY next_attempt_at, id LIMIT ?`, sot.DeliveryPending, at, at, limit)
+		ids, err := queryIDs(ctx, x.conn, `SELECT id FROM webhook_deliveries WHERE state = ? AND next_attempt_at <= ? AND lease_until <= ?
+			ORDER BY next_attempt_at, id LIMIT ?`,
+			sot.DeliveryPending, at, at, limit)
 		if err != nil {
-			return err
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, id := range ids {
